@@ -1,0 +1,1 @@
+"""Hybrid recommender core: data, embeddings, CF, deep models, fusion, evaluation, model."""

@@ -1,0 +1,97 @@
+"""One settings object for the whole project (env prefix ``RECSYS_``).
+
+Every state path is resolved to an absolute path, because Prefect workers change directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Project settings, read from ``RECSYS_*`` environment variables.
+
+    Args:
+        home: the state folder holding the warehouse, MLflow store, Prefect home and reports.
+        encoder: Hugging Face encoder name or local path; the default is the packaged
+            all-MiniLM-L6-v2.
+        device: ``auto`` (cuda, then mps, then cpu) or a torch device string.
+        seed: global seed for splits, models and tuning.
+        k: cut-off for metrics and recommendations.
+        model_name: the registered MLflow model.
+        quarantine_threshold: share of bad rows above which ingestion fails.
+        tuning_trials: Optuna trials for the fusion tuner.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RECSYS_", frozen=True)
+
+    home: Path = Field(default=Path(".recsys"))
+    encoder: str = DEFAULT_ENCODER
+    device: str = "auto"
+    seed: int = 42
+    k: int = 10
+    model_name: str = "recsys-hybrid"
+    quarantine_threshold: float = 0.2
+    tuning_trials: int = 30
+
+    @field_validator("home")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def warehouse_path(self) -> Path:
+        """DuckDB warehouse file."""
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def mlflow_db(self) -> Path:
+        """MLflow sqlite tracking + registry store."""
+        return self.home / "mlflow.db"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """MLflow artifact store."""
+        return self.home / "mlartifacts"
+
+    @property
+    def prefect_home(self) -> Path:
+        """PREFECT_HOME for local runs."""
+        return self.home / "prefect"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Training reports (JSON)."""
+        return self.home / "reports"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        """Great Expectations data docs."""
+        return self.home / "data_docs"
+
+    @property
+    def models_dir(self) -> Path:
+        """Locally saved model folders before they are logged to MLflow."""
+        return self.home / "models"
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: ``MLFLOW_TRACKING_URI`` when set, else the local sqlite store."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
+
+    def ensure_dirs(self) -> None:
+        """Create the state folders."""
+        for path in (self.home, self.artifacts_dir, self.prefect_home, self.reports_dir,
+                     self.data_docs_dir, self.models_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    """Read settings from the environment now (not cached: tests change the environment)."""
+    return Settings()

@@ -1,0 +1,93 @@
+"""Read a dataset directory by auto-detecting its layout.
+
+The frames returned are canonical (``schema``) plus two meta columns, ``_row`` and
+``_parse_error`` (see ``parse``): rows whose values could not be parsed are kept with a null
+canonical value and an error message, for the validator to quarantine. Strip the meta columns
+with ``parse.strip_meta`` (the validator does) before training.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from recsys_core.data import (
+    layout_amazon,
+    layout_generic,
+    layout_lastfm,
+    layout_ml1m,
+    layout_ml100k,
+    layout_movielens,
+    layout_recbole,
+)
+from recsys_core.data.dataset import Dataset
+from recsys_core.data.errors import DataError
+from recsys_core.data.parse import META_COLUMNS, PARSE_ERROR, ROW, strip_meta
+
+__all__ = ["LAYOUTS", "META_COLUMNS", "PARSE_ERROR", "ROW", "DataError", "Layout",
+           "detect_layout", "load_dataset", "strip_meta"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A directory layout a dataset can come in.
+
+    Args:
+        name: short name (``generic``, ``movielens-latest``, ``recbole``, ...).
+        description: the files it expects, for error messages.
+        detect: whether a directory is in this layout.
+        load: read such a directory.
+    """
+
+    name: str
+    description: str
+    detect: Callable[[Path], bool]
+    load: Callable[[Path], Dataset]
+
+
+# Most specific first: a UniSRec folder also holds RecBole-style ``*.inter`` files.
+LAYOUTS: tuple[Layout, ...] = tuple(
+    Layout(m.NAME, m.DESCRIPTION, m.detect, m.load)
+    for m in (layout_amazon, layout_lastfm, layout_ml100k, layout_ml1m, layout_movielens,
+              layout_recbole, layout_generic)
+)
+
+
+def detect_layout(path: str | Path) -> Layout:
+    """Return the first layout in ``LAYOUTS`` that matches the directory ``path``.
+
+    Args:
+        path: a dataset directory.
+
+    Raises:
+        DataError: ``path`` is not a directory or matches no layout.
+    """
+    directory = Path(path).expanduser().resolve()
+    if not directory.is_dir():
+        raise DataError(f"{directory}: not a directory")
+    for layout in LAYOUTS:
+        if layout.detect(directory):
+            return layout
+    found = ", ".join(sorted(p.name for p in directory.iterdir())) or "nothing"
+    supported = "; ".join(layout.description for layout in LAYOUTS)
+    raise DataError(f"{directory}: unknown dataset layout (found: {found}; supported: {supported})")
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Read a dataset directory into canonical frames (plus ``_row``/``_parse_error``).
+
+    Args:
+        path: a dataset directory in one of the ``LAYOUTS``.
+
+    Raises:
+        DataError: unknown layout, unreadable file or missing required column (one line).
+    """
+    layout = detect_layout(path)
+    dataset = layout.load(Path(path).expanduser().resolve())
+    logger.info("loaded %s (%s layout): %d interactions, %d items", dataset.name, layout.name,
+                dataset.interactions.height, dataset.items.height)
+    return dataset

@@ -1,0 +1,59 @@
+"""Vocabulary: the one mapping between external IDs (strings) and row indices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+
+class Vocabulary:
+    """An ordered set of string IDs with O(1) lookup both ways.
+
+    Built once at feature time and stored on every trained model, so that indices never
+    leak across function boundaries: callers speak IDs, models speak indices internally.
+
+    Args:
+        ids: the IDs, unique, in index order.
+    """
+
+    def __init__(self, ids: Iterable[object]) -> None:
+        self._ids = np.asarray([str(i) for i in ids], dtype=object)
+        self._index = {v: i for i, v in enumerate(self._ids)}
+        if len(self._index) != len(self._ids):
+            raise ValueError("Vocabulary IDs must be unique")
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, id_: object) -> bool:
+        return str(id_) in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and np.array_equal(self._ids, other._ids)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._ids))
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self)} ids)"
+
+    @property
+    def ids(self) -> np.ndarray:
+        """All IDs in index order (object array of str)."""
+        return self._ids
+
+    def index(self, ids: Sequence[object] | np.ndarray) -> np.ndarray:
+        """Indices of ``ids``; -1 for an unknown ID."""
+        get = self._index.get
+        return np.fromiter((get(str(i), -1) for i in ids), dtype=np.int64, count=len(ids))
+
+    def id(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """IDs at ``indices``."""
+        return self._ids[np.asarray(indices, dtype=np.int64)]
+
+    def __getstate__(self) -> dict:
+        return {"ids": self._ids.tolist()}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["ids"])

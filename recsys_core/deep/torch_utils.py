@@ -1,0 +1,72 @@
+"""Small torch helpers shared by the deep sources: device choice, seeding, conversions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(device: str) -> torch.device:
+    """Pick the torch device for ``device``, falling back to CPU when CUDA is absent.
+
+    Args:
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+    """
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        log.warning("device %r requested but CUDA is not available; using CPU", device)
+        return torch.device("cpu")
+    return torch.device(device)
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[torch.Generator]:
+    """Run a training block reproducibly, without leaking RNG or determinism settings.
+
+    Forks torch's RNG (restored on exit), seeds it, turns on deterministic algorithms for
+    the block (CPU kernels used here already are; on CUDA this picks deterministic ones) and
+    yields a seeded CPU generator for shuffling and negative sampling.
+
+    Args:
+        seed: the run's seed.
+        device: where training runs.
+    """
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            yield torch.Generator().manual_seed(seed)
+        finally:
+            torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit L2 norm (zero rows stay zero), as float32.
+
+    Args:
+        matrix: float (n, d).
+    """
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+
+
+def require_embeddings(data_embeddings: np.ndarray | None, source: str) -> np.ndarray:
+    """Unit-norm item embeddings, or a clear error naming the source that needs them.
+
+    Args:
+        data_embeddings: ``InteractionData.item_embeddings``.
+        source: the scorer's name, for the message.
+    """
+    if data_embeddings is None:
+        raise ValueError(f"{source} needs item_embeddings on the InteractionData "
+                         "(run the text encoder first)")
+    return unit_rows(data_embeddings)

@@ -1,0 +1,316 @@
+"""Full-ranking evaluation of scorers, per user segment.
+
+For every test user (a user with at least one test item not already seen in training), each
+scorer scores the whole item vocabulary through its public ``score`` API, in batches of users;
+NaN becomes -inf, items the user has in ``train`` become -inf, and the top K finite items are
+compared with the user's test items. A user whose row is all NaN/-inf still counts (scoring 0).
+
+Segments (each a set of users and the relevant items they are evaluated on; the ranking is
+always the full ranking):
+
+- ``all``: every test user, all their test items.
+- ``cold_items``: only test items with no training interaction; users having >= 1 of them.
+- ``cold_users``: users with at most ``cold_user_max`` (3) training items; all their test items.
+- ``long_tail``: only test items outside the *short head*, the fewest most popular items
+  (popularity = number of training users) that together hold ``head_share`` (80%) of the
+  training interactions (Abdollahpouri et al.'s head/tail split); items without training
+  interactions are tail items. Users having >= 1 tail item.
+- any extra segment passed in, as a set of users with all their test items.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys_core.data.interactions import InteractionData
+from recsys_core.data.vocab import Vocabulary
+from recsys_core.evaluation import metrics as M
+from recsys_core.evaluation.ranking import exclude_seen, top_k
+from recsys_core.scoring import Scorer, Scores
+
+log = logging.getLogger(__name__)
+
+SEGMENTS: tuple[str, ...] = ("all", "cold_items", "cold_users", "long_tail")
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """What ``evaluate`` measured.
+
+    Args:
+        k: the cut-off.
+        n_items: catalogue size (coverage denominator).
+        metrics: model name -> report dict (``metrics.metric_keys(k)``) over all test users.
+        segments: segment -> model name -> report dict. Means over an empty segment are NaN.
+        per_user: segment -> model name -> per-user metric key (``ndcg@10``, ...) -> float64
+            array aligned with ``users[segment]``.
+        users: segment -> the evaluated user IDs.
+        n_users: segment -> number of evaluated users.
+        topk: model name -> int32 (n_users["all"], k) recommended item indices (into the
+            item vocabulary), best first, ``-1`` for empty slots; rows align with
+            ``users["all"]``.
+        seconds: model name -> wall time spent scoring and ranking.
+    """
+
+    k: int
+    n_items: int
+    metrics: dict[str, dict[str, float]]
+    segments: dict[str, dict[str, dict[str, float]]]
+    per_user: dict[str, dict[str, dict[str, np.ndarray]]]
+    users: dict[str, np.ndarray]
+    n_users: dict[str, int]
+    topk: dict[str, np.ndarray]
+    seconds: dict[str, float]
+
+    @property
+    def models(self) -> list[str]:
+        """Model names in evaluation order."""
+        return list(self.metrics)
+
+    def metric_key(self, metric: str) -> str:
+        """Return the full key for ``metric`` (``ndcg`` or ``ndcg@10`` -> ``ndcg@10``).
+
+        Args:
+            metric: short name or full key.
+        """
+        key = metric if "@" in metric else f"{metric}@{self.k}"
+        if key not in M.metric_keys(self.k):
+            raise ValueError(f"unknown metric {metric!r}; expected one of {M.ALL}")
+        return key
+
+    def user_values(self, name: str, metric: str = "ndcg", segment: str = "all") -> np.ndarray:
+        """Per-user values of one metric for one model, aligned with ``users[segment]``.
+
+        Args:
+            name: model name.
+            metric: per-user metric, short name or full key (coverage has none).
+            segment: segment name.
+        """
+        return self.per_user[segment][name][self.metric_key(metric)]
+
+    def best(self, metric: str = "ndcg", segment: str = "all",
+             exclude: tuple[str, ...] = ("fused",)) -> str:
+        """Return the model with the highest mean ``metric`` in ``segment``, skipping ``exclude``.
+
+        Args:
+            metric: short name or full key.
+            segment: segment name.
+            exclude: model names not to consider.
+        """
+        key = self.metric_key(metric)
+        table = self.segments[segment]
+        candidates = [n for n in table if n not in exclude and not np.isnan(table[n][key])]
+        if not candidates:
+            raise ValueError(f"no model left to compare on {key} in segment {segment!r}")
+        return max(candidates, key=lambda n: table[n][key])
+
+
+@dataclass(frozen=True)
+class _Segment:
+    rows: np.ndarray  # positions among the test users
+    relevant: sp.csr_matrix  # (len(rows), n_items), boolean
+
+
+def evaluate(
+    scorers: Mapping[str, Scorer],
+    train: InteractionData,
+    test: InteractionData,
+    k: int = 10,
+    segments: Mapping[str, np.ndarray] | None = None,
+    batch_size: int = 1024,
+    *,
+    cold_user_max: int = 3,
+    head_share: float = 0.8,
+) -> Evaluation:
+    """Rank all items for every test user with each scorer and measure the lists at ``k``.
+
+    Never holds more than ``batch_size`` users x all items of scores at once.
+
+    Args:
+        scorers: model name -> trained scorer (``fused``, each source, ``most_pop``, ...).
+        train: the interactions the scorers were trained on; their items are excluded.
+        test: held-out interactions over the same vocabularies; any non-zero is relevant.
+        k: list length.
+        segments: extra user segments, name -> user IDs (str array) or a boolean mask
+            aligned with the user vocabulary; evaluated on all of their test items.
+        batch_size: users per ``score`` call.
+        cold_user_max: users with at most this many training items form ``cold_users``.
+        head_share: share of training interactions held by the short head (``long_tail``).
+
+    Raises:
+        ValueError: on mismatched vocabularies, ``k < 1``, ``batch_size < 1`` or a segment
+            name clashing with a built-in one.
+    """
+    if k < 1 or batch_size < 1:
+        raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
+    if train.users != test.users or train.items != test.items:
+        raise ValueError("train and test must share user and item vocabularies")
+    seen = _pattern(train.matrix)
+    relevant, test_rows = _test_relevance(seen, test)
+    specs = _segments(train.users, seen, relevant, test_rows, segments or {}, cold_user_max,
+                      head_share)
+    log.info("evaluating %d models on %d test users, %d items, k=%d",
+             len(scorers), len(test_rows), train.n_items, k)
+
+    topk: dict[str, np.ndarray] = {}
+    seconds: dict[str, float] = {}
+    for name, scorer in scorers.items():
+        start = time.perf_counter()
+        topk[name] = _rank_all(scorer, train.users, train.items, seen, test_rows, k,
+                               batch_size)
+        seconds[name] = time.perf_counter() - start
+
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    per_user: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for seg_name, spec in specs.items():
+        table[seg_name], per_user[seg_name] = {}, {}
+        for name, lists in topk.items():
+            chosen = lists[spec.rows]
+            values = M.per_user(chosen, spec.relevant, k)
+            table[seg_name][name] = M.summarize(values, M.coverage(chosen, train.n_items), k)
+            per_user[seg_name][name] = {f"{m}@{k}": v for m, v in values.items()}
+    for name in topk:
+        log.info("%s: ndcg@%d=%.4f (%.1fs)", name, k, table["all"][name][f"ndcg@{k}"],
+                 seconds[name])
+    users_ids = train.users.id(test_rows)
+    return Evaluation(
+        k=k,
+        n_items=train.n_items,
+        metrics=table["all"],
+        segments=table,
+        per_user=per_user,
+        users={s: users_ids[spec.rows] for s, spec in specs.items()},
+        n_users={s: len(spec.rows) for s, spec in specs.items()},
+        topk=topk,
+        seconds=seconds,
+    )
+
+
+def _test_relevance(seen: sp.csr_matrix, test: InteractionData
+                    ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Boolean test relevance minus training pairs; rows = test users (and their indices)."""
+    rel = _pattern(test.matrix)
+    overlap = rel.multiply(seen).tocsr()
+    overlap.eliminate_zeros()
+    if overlap.nnz:
+        log.warning("%d test pairs are also training pairs; they are not counted as relevant "
+                    "(seen items are excluded from the ranking)", overlap.nnz)
+        rel = (rel.astype(np.int8) - overlap.astype(np.int8)).astype(bool).tocsr()
+        rel.eliminate_zeros()
+    rows = np.flatnonzero(np.diff(rel.indptr) > 0)
+    return rel[rows], rows
+
+
+def _segments(users: Vocabulary, seen: sp.csr_matrix, relevant: sp.csr_matrix,
+              test_rows: np.ndarray, extra: Mapping[str, np.ndarray], cold_user_max: int,
+              head_share: float) -> dict[str, _Segment]:
+    clash = set(extra) & set(SEGMENTS)
+    if clash:
+        raise ValueError(f"segment names {sorted(clash)} are built in")
+    item_pop = np.bincount(seen.indices, minlength=seen.shape[1])
+    user_n = np.diff(seen.indptr)
+    everyone = np.ones(len(test_rows), dtype=bool)
+    specs = {
+        "all": _segment(relevant, everyone, None),
+        "cold_items": _segment(relevant, everyone, item_pop == 0),
+        "cold_users": _segment(relevant, user_n[test_rows] <= cold_user_max, None),
+        "long_tail": _segment(relevant, everyone, ~_short_head(item_pop, head_share)),
+    }
+    for name, members in extra.items():
+        mask = _user_mask(members, users)
+        specs[name] = _segment(relevant, mask[test_rows], None)
+    return specs
+
+
+def _segment(relevant: sp.csr_matrix, user_mask: np.ndarray, item_mask: np.ndarray | None
+             ) -> _Segment:
+    rows = np.flatnonzero(user_mask)
+    rel = relevant[rows]
+    if item_mask is not None:
+        rel = rel.multiply(item_mask[None, :]).tocsr()
+        rel.eliminate_zeros()
+        keep = np.diff(rel.indptr) > 0
+        rows, rel = rows[keep], rel[keep]
+    return _Segment(rows, sp.csr_matrix(rel, dtype=bool))
+
+
+def _short_head(item_pop: np.ndarray, head_share: float) -> np.ndarray:
+    """Boolean mask of the fewest most popular items holding ``head_share`` of interactions."""
+    head = np.zeros(len(item_pop), dtype=bool)
+    total = item_pop.sum()
+    if total == 0:
+        return head
+    order = np.argsort(-item_pop, kind="stable")
+    cumulative = np.cumsum(item_pop[order]) / total
+    n_head = int(np.searchsorted(cumulative, head_share - 1e-12) + 1)
+    head[order[:n_head]] = True
+    return head & (item_pop > 0)
+
+
+def _user_mask(members: np.ndarray, users: Vocabulary) -> np.ndarray:
+    members = np.asarray(members)
+    if members.dtype == bool:
+        if members.shape != (len(users),):
+            raise ValueError("a boolean segment mask must align with the user vocabulary")
+        return members
+    mask = np.zeros(len(users), dtype=bool)
+    index = users.index(members)
+    mask[index[index >= 0]] = True
+    return mask
+
+
+def _rank_all(scorer: Scorer, users: Vocabulary, items: Vocabulary, seen: sp.csr_matrix,
+              rows: np.ndarray, k: int, batch_size: int) -> np.ndarray:
+    out = np.full((len(rows), k), -1, dtype=np.int32)
+    align = _Aligner(items)
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size]
+        values = align(scorer.score(users.id(batch)), len(batch))
+        values[np.isnan(values)] = -np.inf
+        exclude_seen(values, seen, batch)
+        out[start:start + len(batch)] = top_k(values, k)
+    return out
+
+
+class _Aligner:
+    """Copies a batch of scores into the evaluation item order (float32, writable)."""
+
+    def __init__(self, items: Vocabulary) -> None:
+        self.items = items
+        self._source: Vocabulary | None = None
+        self._columns: np.ndarray | None = None
+
+    def __call__(self, scores: Scores, n_rows: int) -> np.ndarray:
+        values = np.asarray(scores.values)
+        if values.shape != (n_rows, len(scores.items)):
+            raise ValueError(f"scorer returned shape {values.shape}, expected "
+                             f"({n_rows}, {len(scores.items)})")
+        if scores.items is self.items:
+            same = True
+        elif scores.items is self._source:
+            same = self._columns is None
+        else:
+            self._source = scores.items
+            same = scores.items == self.items
+            self._columns = None if same else scores.items.index(self.items.ids)
+        if same:
+            return np.array(values, dtype=np.float32, copy=True)
+        out = np.full((n_rows, len(self.items)), np.nan, dtype=np.float32)
+        found = self._columns >= 0
+        out[:, found] = values[:, self._columns[found]]
+        return out
+
+
+def _pattern(matrix: sp.spmatrix) -> sp.csr_matrix:
+    pattern = sp.csr_matrix(matrix, copy=True)
+    pattern.sum_duplicates()
+    pattern.eliminate_zeros()
+    pattern.data = np.ones(len(pattern.data), dtype=bool)
+    pattern.sort_indices()
+    return pattern

@@ -1,0 +1,225 @@
+"""The training pipeline's stages as plain functions, one per restartable step.
+
+Each stage reads its inputs from a ``RunStore`` (or the warehouse), does one job, and writes
+its output back, so an orchestrator can call them as tasks that pass references, and a
+benchmark can call them in one process to measure the orchestration's overhead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recsys_core.config import Settings
+from recsys_core.data.dataset import Dataset
+from recsys_core.data.loaders import load_dataset
+from recsys_core.data.synthetic import SyntheticConfig, generate
+from recsys_core.embed.cache import EmbeddingCache
+from recsys_core.embed.config import EncoderConfig
+from recsys_core.embed.encoder import TextEncoder
+from recsys_core.embed.engine import EmbeddingRun, run_embedding
+from recsys_core.evaluation.evaluator import Evaluation, evaluate
+from recsys_core.evaluation.report import build_report
+from recsys_core.evaluation.significance import paired_test
+from recsys_core.fusion.tuner import TuningResult, tune
+from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
+from recsys_core.model.hybrid import HybridRecommender
+from recsys_core.runstore import Part, RunStore
+from recsys_core.scoring import Scorer, TrainOptions
+from recsys_core.training import BASELINES, CONTENT_SOURCES, make_source
+from recsys_core.warehouse.features import build_features
+from recsys_core.warehouse.store import Warehouse
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC = "synthetic"
+
+
+def read_dataset(data: str) -> Dataset:
+    """The built-in synthetic data or a dataset directory (layout auto-detected).
+
+    Args:
+        data: ``synthetic`` (about 60k interactions), ``synthetic:N`` (about N interactions,
+            users and items growing with N), or a directory path.
+    """
+    if data == SYNTHETIC:
+        return generate(SyntheticConfig())
+    if data.startswith(f"{SYNTHETIC}:"):
+        size = data.split(":", 1)[1]
+        if not size.isdigit() or int(size) < 100:
+            raise ValueError(f"bad synthetic size {size!r}: use synthetic:N with N >= 100")
+        return generate(synthetic_config(int(size)))
+    return load_dataset(data)
+
+
+def synthetic_config(n_interactions: int, seed: int = 42) -> SyntheticConfig:
+    """Synthetic sizes for about ``n_interactions``: 30 per user, 40 per item on average.
+
+    Args:
+        n_interactions: target number of interactions.
+        seed: generator seed.
+    """
+    return SyntheticConfig(n_users=max(10, n_interactions // 30),
+                           n_items=max(10, n_interactions // 40),
+                           n_interactions=n_interactions, seed=seed)
+
+
+def prepare_run(settings: Settings, snapshot_id: str, protocol: str, seed: int) -> RunStore:
+    """Build features of a warehouse snapshot and split them into the run's parts.
+
+    Args:
+        settings: project settings (warehouse path, state folder).
+        snapshot_id: the snapshot to train on.
+        protocol: evaluation protocol.
+        seed: split seed.
+    """
+    features = build_features(Warehouse(settings.warehouse_path), snapshot_id)
+    return RunStore.prepare(features, protocol, seed, settings.home / "runs")
+
+
+def embed_items(store: RunStore, settings: Settings, encoder: str,
+                progress: Callable[[int, int], None] | None = None
+                ) -> tuple[EmbeddingRun, Path]:
+    """Embed the run's item documents through the warehouse's embedding cache.
+
+    Args:
+        store: the run.
+        settings: project settings (warehouse path, device).
+        encoder: encoder name or local path.
+        progress: ``progress(done, total)`` callback.
+
+    Returns:
+        The embedding run's statistics and the path of the stored embeddings.
+    """
+    text_encoder = TextEncoder(EncoderConfig(name_or_path=encoder, device=settings.device))
+    result = run_embedding(store.documents(), text_encoder,
+                           EmbeddingCache(settings.warehouse_path), progress=progress)
+    return result, store.save_embeddings(result.embeddings, text_encoder.encoder_id)
+
+
+def train_source(store: RunStore, name: str, params: Mapping[str, Any], part: Part,
+                 options: TrainOptions, embeddings: str | Path | None = None) -> Path:
+    """Train one source on a part of the run and store it; returns the pickle's path.
+
+    Args:
+        store: the run.
+        name: source name (see ``recsys_core.training.SOURCES``).
+        params: the source's config fields.
+        part: ``fit`` (for tuning) or ``train`` (for the final model).
+        options: seed and device; validation data is taken from the run when training on
+            ``fit``.
+        embeddings: item embeddings from ``embed_items`` (needed by content sources).
+    """
+    data = store.data(part, embeddings)
+    if name in CONTENT_SOURCES and data.item_embeddings is None:
+        raise ValueError(f"source {name!r} needs item embeddings; run the embedding stage first")
+    if part == "fit" and options.validation is None:
+        options = TrainOptions(options.seed, options.device, store.data("valid", embeddings))
+    scorer = make_source(name, dict(params)).train(data, options)
+    return store.save_scorer(scorer, part)
+
+
+def load_sources(paths: Mapping[str, str | Path]) -> dict[str, Scorer]:
+    """Read pickled sources by name.
+
+    Args:
+        paths: source name -> pickle path.
+    """
+    return {name: RunStore.load_scorer(path) for name, path in paths.items()}
+
+
+def tune_fusion(store: RunStore, source_paths: Mapping[str, str | Path], k: int, trials: int,
+                seed: int) -> TuningResult:
+    """Tune fusion weights for sources trained on ``fit`` against ``valid``.
+
+    Args:
+        store: the run.
+        source_paths: source name -> pickle of that source trained on ``fit``.
+        k: cut-off of the tuned metric.
+        trials: Optuna trials.
+        seed: sampler seed.
+    """
+    sources = load_sources(source_paths)
+    fusion = WeightedFusion(FusionConfig(weights=dict.fromkeys(sources, 1.0)), sources)
+    fit = store.data("fit")
+    fusion.train(fit)
+    return tune(fusion, fit, store.data("valid"), k=k, trials=trials, seed=seed)
+
+
+@dataclass(frozen=True)
+class FinalModel:
+    """The evaluated hybrid model.
+
+    Args:
+        model: the recommender built on the whole training part.
+        evaluation: test metrics of every source, the baselines and ``fused``.
+        model_dir: where the model was saved.
+    """
+
+    model: HybridRecommender
+    evaluation: Evaluation
+    model_dir: Path
+
+
+def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
+                 baseline_paths: Mapping[str, str | Path], fusion: FusionConfig, k: int,
+                 meta: Mapping[str, Any] | None = None) -> FinalModel:
+    """Fuse the sources trained on ``train``, evaluate everything on ``test``, save the model.
+
+    Args:
+        store: the run.
+        source_paths: fused source name -> pickle trained on ``train``.
+        baseline_paths: baseline name -> pickle trained on ``train`` (reported, not fused).
+        fusion: the tuned fusion config.
+        k: metric cut-off.
+        meta: extra metadata saved beside the model.
+    """
+    train = store.data("train")
+    sources = load_sources(source_paths)
+    fused = WeightedFusion(fusion, sources).train(train)
+    scorers: dict[str, Scorer] = {"fused": fused, **sources, **load_sources(baseline_paths)}
+    evaluation = evaluate(scorers, train, store.data("test"), k=k)
+    model = HybridRecommender(fused, train)
+    model_dir = model.save(store.folder / "model", {**store.meta, **(meta or {})})
+    return FinalModel(model, evaluation, model_dir)
+
+
+def score_model(store: RunStore, model: HybridRecommender, k: int) -> float:
+    """NDCG@k of another model (e.g. the registered champion) on this run's test data.
+
+    Args:
+        store: the run whose train (seen items) and test parts are used.
+        model: the model to score.
+        k: metric cut-off.
+    """
+    evaluation = evaluate({"model": model.fusion}, store.data("train"), store.data("test"), k=k)
+    return float(evaluation.metrics["model"][f"ndcg@{k}"])
+
+
+def report_run(final: FinalModel, dataset: str, protocol: str, k: int, fusion: FusionConfig
+               ) -> dict[str, Any]:
+    """The DESIGN.md report of an evaluated run (timings and registration filled later).
+
+    The fusion section also carries a paired bootstrap test of ``fused`` against the best
+    single source on per-user NDCG.
+
+    Args:
+        final: the evaluated model.
+        dataset: dataset name.
+        protocol: evaluation protocol.
+        k: metric cut-off.
+        fusion: the fusion config used.
+    """
+    evaluation = final.evaluation
+    report = build_report(dataset, protocol, k, evaluation, fusion.weights, {}, None)
+    best = evaluation.best(exclude=("fused", *BASELINES))
+    test = paired_test(evaluation, "fused", best)
+    report["fusion"].update({
+        "normaliser": fusion.normaliser, "missing": fusion.missing,
+        "vs_best_single": {"source": best, "mean_diff": test.mean_diff, "ci_low": test.ci_low,
+                           "ci_high": test.ci_high, "p_bootstrap": test.p_bootstrap,
+                           "p_wilcoxon": test.p_wilcoxon}})
+    return report

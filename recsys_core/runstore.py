@@ -1,0 +1,139 @@
+"""RunStore: one training run's files, so pipeline stages pass references, not matrices.
+
+A run folder holds the vocabularies and items (with documents), the four interaction
+parts (``train``/``test`` from the protocol, ``fit``/``valid`` carved from ``train``),
+item embeddings, and pickled trained sources. Every write goes to a temporary file first
+and is renamed into place, so a killed stage never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from recsys_core.data import schema as S
+from recsys_core.data.interactions import InteractionData
+from recsys_core.data.vocab import Vocabulary
+from recsys_core.evaluation.splits import split, validation_split
+from recsys_core.scoring import Scorer
+from recsys_core.warehouse.features import DOCUMENT, Features
+
+Part = Literal["train", "test", "fit", "valid"]
+PARTS: tuple[Part, ...] = ("train", "test", "fit", "valid")
+
+
+def run_key(snapshot_id: str, protocol: str, seed: int) -> str:
+    """A stable folder name for the run over one snapshot, protocol and seed."""
+    raw = f"{snapshot_id}|{protocol}|{seed}".encode()
+    return f"{protocol}-{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
+class RunStore:
+    """The files of one run.
+
+    Args:
+        folder: the run folder (created on first write).
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder).resolve()
+
+    def __repr__(self) -> str:
+        return f"RunStore({self.folder})"
+
+    @classmethod
+    def prepare(cls, features: Features, protocol: str, seed: int, root: str | Path
+                ) -> RunStore:
+        """Split a snapshot's features by ``protocol`` and write the run's inputs.
+
+        Args:
+            features: built from a warehouse snapshot.
+            protocol: evaluation protocol name.
+            seed: split seed.
+            root: folder under which the run folder is created.
+        """
+        store = cls(Path(root) / run_key(features.snapshot_id, protocol, seed))
+        test_split = split(features.interactions, protocol, seed)
+        valid_split = validation_split(test_split.train, protocol, seed)
+        parts = {"train": test_split.train, "test": test_split.test,
+                 "fit": valid_split.train, "valid": valid_split.test}
+        for part, frame in parts.items():
+            store._write(f"{part}.parquet", frame.write_parquet)
+        store._write("items.parquet", features.items.write_parquet)
+        store._write("users.json", lambda p: Path(p).write_text(
+            json.dumps(features.user_vocab.ids.tolist())))
+        store._write("meta.json", lambda p: Path(p).write_text(json.dumps({
+            "snapshot_id": features.snapshot_id, "protocol": protocol, "seed": seed,
+            "rows": {part: frame.height for part, frame in parts.items()}})))
+        return store
+
+    @property
+    def meta(self) -> dict:
+        """Snapshot id, protocol, seed and row counts."""
+        return json.loads((self.folder / "meta.json").read_text())
+
+    def frame(self, part: Part) -> pl.DataFrame:
+        """The interactions of one part."""
+        return pl.read_parquet(self.folder / f"{part}.parquet")
+
+    def items(self) -> pl.DataFrame:
+        """Items in vocabulary order, with their ``document``."""
+        return pl.read_parquet(self.folder / "items.parquet")
+
+    def documents(self) -> list[str]:
+        """Item documents in vocabulary order."""
+        return self.items()[DOCUMENT].fill_null("").to_list()
+
+    def vocabularies(self) -> tuple[Vocabulary, Vocabulary]:
+        """(users, items)."""
+        users = json.loads((self.folder / "users.json").read_text())
+        return Vocabulary(users), Vocabulary(self.items()[S.ITEM_ID].to_list())
+
+    def save_embeddings(self, vectors: np.ndarray, encoder_id: str) -> Path:
+        """Store item embeddings (aligned with the item vocabulary) of one encoder."""
+        def write(path: str) -> None:
+            with open(path, "wb") as fh:  # a file object: np.save would append ".npy"
+                np.save(fh, vectors.astype(np.float32))
+
+        digest = hashlib.sha256(encoder_id.encode()).hexdigest()[:16]
+        return self._write(f"embeddings/{digest}.npy", write)
+
+    def data(self, part: Part, embeddings: str | Path | None = None) -> InteractionData:
+        """One part as ``InteractionData`` over the run's vocabularies, with content.
+
+        Args:
+            part: which interactions.
+            embeddings: a path from ``save_embeddings``; None leaves the data without them.
+        """
+        users, items = self.vocabularies()
+        titles = self.items()[S.TITLE].fill_null("").to_numpy()
+        vectors = None if embeddings is None else np.load(embeddings)
+        return InteractionData.from_frame(self.frame(part), users, items, vectors, titles)
+
+    def save_scorer(self, scorer: Scorer, part: Part) -> Path:
+        """Pickle a source trained on ``part``; returns its path."""
+        return self._write(f"sources/{part}-{scorer.name}.pkl",
+                           lambda p: Path(p).write_bytes(pickle.dumps(scorer)))
+
+    @staticmethod
+    def load_scorer(path: str | Path) -> Scorer:
+        """Read a pickled source."""
+        scorer = pickle.loads(Path(path).read_bytes())
+        if not isinstance(scorer, Scorer):
+            raise TypeError(f"{path} does not hold a scorer")
+        return scorer
+
+    def _write(self, name: str, writer) -> Path:
+        target = self.folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        writer(str(tmp))
+        os.replace(tmp, target)
+        return target

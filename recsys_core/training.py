@@ -1,0 +1,87 @@
+"""The catalogue of sources and the training configuration that names them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from recsys_core.cf.ease import EASE
+from recsys_core.cf.implicit_models import ALS, BPR, ItemKNN
+from recsys_core.cf.popular import MostPop
+from recsys_core.deep.projector import ContentProjector
+from recsys_core.deep.text_similarity import TextSimilarity
+from recsys_core.deep.user_encoder import UserEncoder
+from recsys_core.evaluation.splits import PROTOCOLS
+from recsys_core.scoring import Scorer
+
+SOURCES: dict[str, type[Scorer]] = {
+    cls.name: cls
+    for cls in (MostPop, ALS, BPR, ItemKNN, EASE, TextSimilarity, ContentProjector, UserEncoder)
+}
+"""Source name (as in reports) -> scorer class; each class's config is its first argument."""
+
+BASELINES = ("mostpop",)
+"""Sources reported beside the fusion but never fused (the peer every model must beat)."""
+
+CONTENT_SOURCES = frozenset({"text", "projector", "user_encoder"})
+"""Sources that need item embeddings."""
+
+
+def _default_sources() -> dict[str, dict[str, Any]]:
+    return {"mostpop": {}, "als": {}, "itemknn": {}, "ease": {}, "text": {}, "projector": {},
+            "user_encoder": {}}
+
+
+class TrainingConfig(BaseModel):
+    """What one training run does; logged to MLflow as params.
+
+    Args:
+        protocol: evaluation protocol (stratified, temporal, leave_last, cold_items).
+        k: metric cut-off.
+        seed: seed for the split, the models and the tuner.
+        trials: Optuna trials of the fusion tuner.
+        sources: source name -> its config fields (defaults where empty).
+        refit: after tuning on the validation split, retrain sources on the whole training
+            split (the tuned weights are kept).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    protocol: str = "stratified"
+    k: int = Field(10, ge=1)
+    seed: int = 42
+    trials: int = Field(30, ge=0)
+    sources: dict[str, dict[str, Any]] = Field(default_factory=_default_sources)
+    refit: bool = True
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        if value not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {value!r}; expected one of {', '.join(PROTOCOLS)}")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = sorted(set(value) - set(SOURCES))
+        if unknown:
+            raise ValueError(f"unknown sources {unknown}; expected some of {sorted(SOURCES)}")
+        return value
+
+    @property
+    def fused_sources(self) -> list[str]:
+        """Sources the fusion combines (all but the baselines)."""
+        return [name for name in self.sources if name not in BASELINES]
+
+
+def make_source(name: str, params: dict[str, Any] | None = None) -> Scorer:
+    """A fresh, untrained scorer for source ``name`` with config fields ``params``.
+
+    Args:
+        name: a key of ``SOURCES``.
+        params: config fields; validated by the source's config class.
+    """
+    cls = SOURCES[name]
+    return cls(cls.config_class().model_validate(params or {}))

@@ -1,0 +1,73 @@
+"""Warehouse table definitions, derived from the canonical schema, and identifier quoting."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from recsys_core.data import schema as S
+
+BATCH_ID = "batch_id"
+SNAPSHOT_ID = "snapshot_id"
+ROW_IDX = "row_idx"
+SOURCE_ROW = "_row"
+REASON = "reason"
+QUARANTINED = "quarantined"
+ATTRIBUTES = "attributes"
+CANONICAL = {"interactions": S.INTERACTIONS_SCHEMA, "items": S.ITEMS_SCHEMA}
+
+_SQL_TYPES: dict[type[pl.DataType], str] = {
+    pl.String: "VARCHAR", pl.Float64: "DOUBLE", pl.Int64: "BIGINT", pl.Boolean: "BOOLEAN",
+}
+
+
+def quote(identifier: str) -> str:
+    """Quote ``identifier`` for DuckDB."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def sql_type(dtype: pl.DataType) -> str:
+    """Return the DuckDB type for a canonical Polars dtype."""
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ"
+    if isinstance(dtype, pl.List):
+        return sql_type(dtype.inner) + "[]"
+    return _SQL_TYPES[type(dtype)]
+
+
+def _columns(schema: dict[str, pl.DataType]) -> list[str]:
+    return [f"{quote(name)} {sql_type(dtype)}" for name, dtype in schema.items()]
+
+
+def _table(name: str, columns: list[str]) -> str:
+    return f"CREATE TABLE IF NOT EXISTS {quote(name)} ({', '.join(columns)})"
+
+
+def ddl() -> list[str]:
+    """``CREATE TABLE IF NOT EXISTS`` statements for every warehouse table."""
+    statements = [
+        _table("snapshots", [f"{quote(SNAPSHOT_ID)} VARCHAR PRIMARY KEY",
+                             "dataset VARCHAR NOT NULL", "created_at TIMESTAMPTZ NOT NULL",
+                             "n_interactions BIGINT NOT NULL", "n_items BIGINT NOT NULL"]),
+        _table("load_batches", [f"{quote(BATCH_ID)} VARCHAR PRIMARY KEY",
+                                f"{quote(SNAPSHOT_ID)} VARCHAR NOT NULL",
+                                "dataset VARCHAR NOT NULL", "loaded_at TIMESTAMPTZ NOT NULL",
+                                "n_clean_interactions BIGINT NOT NULL",
+                                "n_clean_items BIGINT NOT NULL",
+                                "n_quarantined_interactions BIGINT NOT NULL",
+                                "n_quarantined_items BIGINT NOT NULL"]),
+        _table("clean_users", [f"{quote(SNAPSHOT_ID)} VARCHAR NOT NULL",
+                               f"{quote(ROW_IDX)} BIGINT NOT NULL",
+                               f"{quote(S.USER_ID)} VARCHAR", f"{quote(ATTRIBUTES)} VARCHAR"]),
+    ]
+    for table, schema in CANONICAL.items():
+        columns = _columns(schema)
+        statements += [
+            _table(f"raw_{table}", [f"{quote(BATCH_ID)} VARCHAR NOT NULL", *columns,
+                                    f"{quote(QUARANTINED)} BOOLEAN NOT NULL"]),
+            _table(f"clean_{table}", [f"{quote(SNAPSHOT_ID)} VARCHAR NOT NULL",
+                                      f"{quote(ROW_IDX)} BIGINT NOT NULL", *columns]),
+            _table(f"quarantine_{table}", [f"{quote(BATCH_ID)} VARCHAR NOT NULL", *columns,
+                                           f"{quote(SOURCE_ROW)} BIGINT",
+                                           f"{quote(REASON)} VARCHAR"]),
+        ]
+    return statements

@@ -1,0 +1,28 @@
+"""Ingestion task: load, validate (Great Expectations), write the warehouse."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.logging import get_run_logger
+
+from data_checks.runner import validate_dataset
+from recsys_core.config import get_settings
+from recsys_core.pipeline import read_dataset
+from recsys_core.warehouse.store import Warehouse
+from tasks.common import retry_on_io
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io)
+def ingest(data: str) -> dict:
+    """Load ``data``, quarantine bad rows, load the clean rows; returns snapshot id + summary."""
+    settings = get_settings()
+    result = validate_dataset(read_dataset(data), settings.quarantine_threshold)
+    result.raise_if_failed()
+    snapshot_id = Warehouse(settings.warehouse_path).load(result.dataset, result.quarantine)
+    summary = result.summary
+    rows = [{"table": table, **{k: v for k, v in counts.items() if k != "failed_expectations"}}
+            for table, counts in summary["tables"].items()]
+    create_table_artifact(rows, key="ingest-summary", description=f"snapshot {snapshot_id}")
+    get_run_logger().info("snapshot %s: %s", snapshot_id, rows)
+    return {"snapshot_id": snapshot_id, "dataset": result.dataset.name, "validation": summary}

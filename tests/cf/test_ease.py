@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recsys_core.cf.ease import EASE, EASEConfig, ease_weights
+from recsys_core.data.interactions import InteractionData
+from recsys_core.data.vocab import Vocabulary
+from recsys_core.scoring import Scorer
+from tests.scorer_contract import ScorerContract, checkerboard
+
+
+class TestEASEContract(ScorerContract):
+    def make_scorer(self) -> Scorer:
+        return EASE(EASEConfig(l2=10.0))
+
+
+X = np.array([[1, 1, 0], [0, 1, 1], [1, 1, 1]], dtype=np.float32)
+# By hand: G + I = [[3,2,1],[2,4,2],[1,2,3]], det 16, P = adj / 16 =
+# [[.5,-.25,0],[-.25,.5,-.25],[0,-.25,.5]], B_ij = -P_ij / P_jj, diagonal 0.
+B_BY_HAND = np.array([[0, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0]])
+
+
+def test_weights_match_hand_computed_3x3() -> None:
+    np.testing.assert_allclose(ease_weights(sp.csr_matrix(X), l2=1.0), B_BY_HAND, atol=1e-6)
+
+
+def test_scores_are_rows_times_weights() -> None:
+    data = InteractionData(sp.csr_matrix(X), Vocabulary("abc"), Vocabulary("xyz"))
+    values = EASE(EASEConfig(l2=1.0)).train(data).score(["a", "b", "c"]).values
+    np.testing.assert_allclose(values, X @ B_BY_HAND, atol=1e-6)
+
+
+def test_cold_items_are_nan_and_excluded_from_the_solve() -> None:
+    matrix = sp.csr_matrix(np.c_[X, np.zeros(3, dtype=np.float32)])
+    data = InteractionData(matrix, Vocabulary("abc"), Vocabulary("xyzw"))
+    model = EASE(EASEConfig(l2=1.0)).train(data)
+    assert model.weights.shape == (3, 3)
+    values = model.score(["a", "b", "c"]).values
+    assert np.isnan(values[:, 3]).all()
+    np.testing.assert_allclose(values[:, :3], X @ B_BY_HAND, atol=1e-6)
+
+
+def test_too_many_items_raises_a_clear_error() -> None:
+    board = checkerboard()
+    with pytest.raises(ValueError, match="max_items"):
+        EASE(EASEConfig(max_items=10)).train(board.data)

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from data_checks import check_interactions, check_items, validate_dataset
+from recsys_core.data import schema as S
+from recsys_core.data.dataset import Dataset
+from recsys_core.data.loaders import ROW, DataError, load_dataset
+
+
+def ts(day: int) -> datetime:
+    return datetime(2020, 1, 1, tzinfo=UTC) + timedelta(days=day)
+
+
+def interactions(rows: list[tuple]) -> pl.DataFrame:
+    users, items, times, ratings = zip(*rows, strict=True)
+    frame = pl.DataFrame({S.USER_ID: users, S.ITEM_ID: items, S.TS: times, S.RATING: ratings},
+                         schema_overrides={S.TS: pl.Datetime("us", "UTC"),
+                                           S.RATING: pl.Float64})
+    return S.conform(frame, S.INTERACTIONS_SCHEMA)
+
+
+def items(ids: list[str | None], titles: list[str | None] | None = None) -> pl.DataFrame:
+    titles = titles or [f"title {i}" for i in ids]
+    return S.conform(pl.DataFrame({S.ITEM_ID: ids, S.TITLE: titles}), S.ITEMS_SCHEMA)
+
+
+GOOD = [("u1", "i1", ts(0), 4.0), ("u1", "i2", ts(1), 5.0), ("u2", "i1", ts(2), None)]
+
+
+def test_clean_frames_pass() -> None:
+    item_frame = items(["i1", "i2"])
+    report = check_interactions(interactions(GOOD), item_frame)
+    assert report.success and report.bad_rows.is_empty() and report.row_count == 3
+    assert check_items(item_frame).success
+
+
+def test_interaction_failures_name_expectations() -> None:
+    future = datetime.now(UTC) + timedelta(days=30)
+    rows = [*GOOD,
+            (None, "i1", ts(3), 1.0),                                     # 3 null user
+            ("u3", "i9", ts(3), 1.0),                                     # 4 unknown item
+            ("u3", "i1", ts(3), 11.0),                                    # 5 rating range
+            ("u3", "i2", future, 1.0),                                    # 6 future
+            ("u3", "i2", datetime(1960, 1, 1, tzinfo=UTC), 1.0),          # 7 before 1970
+            ("u1", "i1", ts(0), 3.0)]                                     # 8 duplicate of 0
+    report = check_interactions(interactions(rows), items(["i1", "i2"]))
+    assert not report.success and report.table_failures == []
+    reasons = dict(zip(report.bad_rows["_index"].to_list(), report.bad_rows["reason"],
+                       strict=True))
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 8]
+    assert reasons[3] == "expect_column_values_to_not_be_null(user_id)"
+    assert reasons[4] == "expect_column_values_to_be_in_set(item_id)"
+    assert reasons[5] == "expect_column_values_to_be_between(rating)"
+    assert reasons[6] == reasons[7] == "expect_column_values_to_be_between(ts)"
+    assert reasons[8] == "expect_compound_columns_to_be_unique(user_id,item_id,ts)"
+
+
+def test_item_failures_and_duplicates_keep_first() -> None:
+    frame = items(["a", "b", "a", None, "c"], ["A", "B", "A again", "N", "x" * 2000])
+    report = check_items(frame)
+    reasons = dict(zip(report.bad_rows["_index"].to_list(), report.bad_rows["reason"],
+                       strict=True))
+    assert reasons == {
+        2: "expect_column_values_to_be_unique(item_id)",
+        3: "expect_column_values_to_not_be_null(item_id)",
+        4: "expect_column_value_lengths_to_be_between(title)",
+    }
+
+
+def test_missing_column_is_a_table_failure() -> None:
+    report = check_items(pl.DataFrame({S.ITEM_ID: ["a"]}))
+    assert not report.success
+    assert report.table_failures
+    assert all(o.error for o in report.table_failures)
+
+
+def test_empty_table_fails_validation() -> None:
+    data = Dataset("empty", interactions(GOOD).clear(), items(["i1"]))
+    result = validate_dataset(data, threshold=0.5)
+    assert not result.success
+    with pytest.raises(DataError, match="table checks failed"):
+        result.raise_if_failed()
+
+
+@pytest.fixture
+def messy_dir(tmp_path: Path) -> Path:
+    (tmp_path / "interactions.csv").write_text(
+        "user_id,item_id,ts,rating\n"
+        "u1,i1,1600000000,4\n"       # 1 good
+        "u1,i2,1600000100,5\n"       # 2 good
+        "u2,i1,yesterday,3\n"        # 3 bad timestamp
+        "u2,i2,1600000200,abc\n"     # 4 bad rating
+        "u2,i3,1600000300,4\n"       # 5 item i3 is quarantined -> orphan
+        "u3,i9,1600000400,4\n"       # 6 unknown item
+        ",i1,1600000500,4\n"         # 7 missing user
+        "u3,i1,1600000600,\n"        # 8 good (no rating)
+        "u1,i1,1600000000,2\n"       # 9 duplicate of row 1
+        "u4,i2,1600000700,4.5\n")    # 10 good
+    (tmp_path / "items.csv").write_text(
+        "item_id,title,genres\n"
+        "i1,One,Drama\n"
+        "i2,Two,\n"
+        "i3,,Drama\n"                # 3 missing title
+        "i1,One again,\n")           # 4 duplicate id
+    return tmp_path
+
+
+def test_validate_dataset_quarantines_with_reasons(messy_dir: Path) -> None:
+    result = validate_dataset(load_dataset(messy_dir), threshold=0.6)
+    clean, bad = result.dataset, result.quarantine
+    assert clean.interactions.columns == list(S.INTERACTIONS_SCHEMA)
+    assert clean.items.columns == list(S.ITEMS_SCHEMA)
+    assert clean.items[S.ITEM_ID].to_list() == ["i1", "i2"]
+    assert bad["items"][ROW].to_list() == [3, 4]
+    assert bad["items"]["reason"].to_list() == [
+        "expect_column_values_to_not_be_null(title)",
+        "expect_column_values_to_be_unique(item_id)",
+    ]
+    assert clean.interactions.height == 4
+    assert clean.interactions[S.TS].dt.epoch("s").to_list() == [
+        1600000000, 1600000100, 1600000600, 1600000700]
+    quarantined = dict(zip(bad["interactions"][ROW].to_list(), bad["interactions"]["reason"],
+                           strict=True))
+    assert sorted(quarantined) == [3, 4, 5, 6, 7, 9]
+    assert quarantined[3] == ("expect_column_values_to_not_be_null(ts); "
+                              "expect_column_values_to_be_null(_parse_error): "
+                              "ts: cannot parse 'yesterday' as timestamp")
+    assert quarantined[4] == ("expect_column_values_to_be_null(_parse_error): "
+                              "rating: cannot parse 'abc' as number")
+    assert quarantined[5] == quarantined[6] == "expect_column_values_to_be_in_set(item_id)"
+    assert "expect_column_values_to_not_be_null(user_id)" in quarantined[7]
+    assert quarantined[9] == "expect_compound_columns_to_be_unique(user_id,item_id,ts)"
+    assert bad["interactions"].columns == [*S.INTERACTIONS_SCHEMA, ROW, "reason"]
+    summary = result.summary
+    assert summary["tables"]["interactions"] | {"failed_expectations": None} == {
+        "rows_read": 10, "rows_valid": 4, "rows_quarantined": 6, "bad_share": 0.6,
+        "failed_expectations": None}
+    assert summary["tables"]["items"]["rows_quarantined"] == 2
+    assert summary["success"] and result.success
+    result.raise_if_failed()
+
+
+def test_threshold_exceeded(messy_dir: Path) -> None:
+    result = validate_dataset(load_dataset(messy_dir), threshold=0.2)
+    assert not result.success and not result.summary["success"]
+    with pytest.raises(DataError) as info:
+        result.raise_if_failed()
+    message = str(info.value)
+    assert "\n" not in message
+    assert "interactions: 60.0% of 10 rows bad (threshold 20.0%)" in message
+    assert "items: 50.0% of 4 rows bad" in message
+
+
+def test_ml_latest_small_is_clean_and_fast(shared_data: Path) -> None:
+    data = load_dataset(shared_data / "ml-latest-small")
+    start = time.perf_counter()
+    result = validate_dataset(data, threshold=0.0)
+    elapsed = time.perf_counter() - start
+    assert result.success
+    assert result.dataset.interactions.height == 100836
+    assert result.dataset.items.height == 9742
+    assert elapsed < 10, f"validation took {elapsed:.1f}s"
+
+
+def test_data_docs_written_under_settings(messy_dir: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECSYS_HOME", str(tmp_path / "home"))
+    plain = validate_dataset(load_dataset(messy_dir), threshold=0.6)
+    result = validate_dataset(load_dataset(messy_dir), threshold=0.6, data_docs=True)
+    assert plain.data_docs is None
+    assert result.data_docs == (tmp_path / "home" / "data_docs" / "index.html").resolve()
+    assert result.data_docs.is_file()
+    assert list((result.data_docs.parent / "validations").rglob("*.html"))
+    assert result.summary == plain.summary
+    assert result.quarantine["interactions"].equals(plain.quarantine["interactions"])

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from recsys_core.embed import EmbeddingCache
+
+
+def test_put_get_round_trip_in_query_order(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "w" / "warehouse.duckdb")
+    vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert cache.put("enc", ["a", "b", "c"], vectors) == 3
+    found, got = cache.get("enc", ["c", "x", "a", "c"])
+    assert found.tolist() == [True, False, True, True]
+    assert np.array_equal(got, vectors[[2, 0, 2]])
+    assert cache.get("other", ["a"])[0].tolist() == [False]  # keyed by encoder too
+    assert cache.put("enc", ["a", "d"], np.ones((2, 4), dtype=np.float32)) == 1
+    assert np.array_equal(cache.get("enc", ["a"])[1][0], vectors[0])  # first write kept
+    assert cache.count("enc") == 4 and cache.count() == 4
+    with pytest.raises(ValueError):
+        cache.put("enc", ["z"], np.ones((2, 4), dtype=np.float32))
+
+
+def test_persists_and_leaves_the_file_free_between_calls(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    cache = EmbeddingCache(path)
+    cache.put("enc", ["a"], np.ones((1, 2), dtype=np.float32))
+    with duckdb.connect(str(path)) as con:  # other code can use the same file
+        con.execute("CREATE TABLE other AS SELECT 42 AS x")
+        assert con.execute("SELECT count(*) FROM embedding_cache").fetchone()[0] == 1
+    again = EmbeddingCache(path)
+    assert again.get("enc", ["a"])[0].all()
+    again.clear("enc")
+    assert again.count() == 0
+    assert cache.get("enc", []) [0].shape == (0,)

@@ -1,0 +1,181 @@
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from recsys_core.data import schema as S
+from recsys_core.evaluation import splits
+from recsys_core.evaluation.splits import PROTOCOLS, Split
+
+
+def pairs(frame: pl.DataFrame) -> set[tuple[str, str]]:
+    return set(frame.select(S.USER_ID, S.ITEM_ID).iter_rows())
+
+
+def assert_partition(whole: pl.DataFrame, part: Split) -> None:
+    """train and test are disjoint in (user, item) and together are the deduplicated input."""
+    assert not pairs(part.train) & pairs(part.test)
+    assert pairs(part.train) | pairs(part.test) == pairs(whole)
+    assert part.train.height + part.test.height == splits.deduplicate(whole).height
+    assert part.train.columns == whole.columns == part.test.columns
+
+
+def test_deduplicate_keeps_latest_row_and_sums_weights(frame_factory) -> None:
+    frame = frame_factory([("u1", "a", 3, 2.0), ("u1", "a", 1, 1.0), ("u1", "b", 2, 1.0),
+                           ("u1", "a", 5, 0.5)])
+    out = splits.deduplicate(frame)
+    assert out.height == 2
+    a = out.filter(pl.col(S.ITEM_ID) == "a").row(0, named=True)
+    assert a[S.WEIGHT] == 3.5
+    assert a[S.EVENT] == "e5"  # event of the latest (day 5) interaction
+    assert a[S.TS] == frame[S.TS].max()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_every_protocol_partitions_the_pairs(random_frame, protocol) -> None:
+    part = splits.split(random_frame, protocol, seed=3)
+    assert_partition(random_frame, part)
+    assert part.train.height > 0 and part.test.height > 0
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_same_seed_same_split_in_any_row_order(random_frame, protocol) -> None:
+    shuffled = random_frame.sample(fraction=1.0, shuffle=True, seed=11)
+    a = splits.split(random_frame, protocol, seed=5)
+    b = splits.split(shuffled, protocol, seed=5)
+    assert pairs(a.test) == pairs(b.test)
+    assert a.train.equals(b.train) and a.test.equals(b.test)
+
+
+def test_different_seed_different_stratified_split(random_frame) -> None:
+    a = splits.stratified(random_frame, seed=1)
+    b = splits.stratified(random_frame, seed=2)
+    assert pairs(a.test) != pairs(b.test)
+
+
+def test_stratified_per_user_counts(random_frame) -> None:
+    part = splits.stratified(random_frame, 0.25, seed=0)
+    counts = splits.deduplicate(random_frame).group_by(S.USER_ID).len()
+    train_n = dict(part.train.group_by(S.USER_ID).len().iter_rows())
+    test_n = dict(part.test.group_by(S.USER_ID).len().iter_rows())
+    for user, n in counts.iter_rows():
+        if n < 2:  # too few: everything stays in train
+            assert user not in test_n and train_n[user] == n
+            continue
+        expected = min(max(int(n * 0.25 + 0.5), 1), n - 1)
+        assert test_n[user] == expected
+        assert train_n[user] == n - expected >= 1
+
+
+def test_stratified_two_items_split_one_each(frame_factory) -> None:
+    part = splits.stratified(frame_factory([("u", "a", 0), ("u", "b", 1), ("v", "a", 0)]),
+                             seed=0)
+    assert part.test.height == 1 and part.test[S.USER_ID].to_list() == ["u"]
+    assert sorted(part.train[S.USER_ID].to_list()) == ["u", "v"]
+
+
+def test_temporal_cut_is_respected(random_frame) -> None:
+    part = splits.temporal(random_frame, 0.25)
+    assert part.train[S.TS].max() < part.test[S.TS].min()
+    n = splits.deduplicate(random_frame).height
+    assert part.test.height >= round(n * 0.25)
+
+
+def test_temporal_repeated_pair_lands_once_on_its_latest_side(frame_factory) -> None:
+    frame = frame_factory([("u", "a", 0), ("u", "b", 1), ("u", "c", 2), ("u", "a", 9)])
+    part = splits.temporal(frame, 0.25)
+    assert pairs(part.test) == {("u", "a")}
+    assert ("u", "a") not in pairs(part.train)
+
+
+def test_leave_last_holds_out_each_users_latest(random_frame) -> None:
+    data = splits.deduplicate(random_frame)
+    part = splits.leave_last(random_frame)
+    last = data.group_by(S.USER_ID).agg(pl.col(S.TS).max().alias("last"), pl.len().alias("n"))
+    test_users = part.test[S.USER_ID].to_list()
+    assert len(test_users) == len(set(test_users))  # one per user
+    for user, last_ts, n in last.iter_rows():
+        held = part.test.filter(pl.col(S.USER_ID) == user)
+        if n < 2:
+            assert held.height == 0
+        else:
+            assert held[S.TS].item() == last_ts
+            assert part.train.filter(pl.col(S.USER_ID) == user)[S.TS].max() <= last_ts
+
+
+def test_leave_last_breaks_ts_ties_by_item(frame_factory) -> None:
+    part = splits.leave_last(frame_factory([("u", "b", 1), ("u", "a", 1), ("u", "c", 0)]))
+    assert pairs(part.test) == {("u", "b")}
+
+
+def test_cold_items_are_absent_from_train(random_frame) -> None:
+    part = splits.cold_items(random_frame, 0.2, seed=4)
+    test_items = set(part.test[S.ITEM_ID])
+    assert not test_items & set(part.train[S.ITEM_ID])
+    n_items = random_frame[S.ITEM_ID].n_unique()
+    assert len(test_items) == round(n_items * 0.2)
+    # every interaction of a held-out item is in test
+    held = splits.deduplicate(random_frame).filter(pl.col(S.ITEM_ID).is_in(list(test_items)))
+    assert held.height == part.test.height
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_validation_is_carved_from_train_only(random_frame, protocol) -> None:
+    outer = splits.split(random_frame, protocol, seed=9)
+    inner = splits.validation_split(outer.train, protocol, seed=9)
+    assert_partition(outer.train, inner)
+    assert not pairs(inner.test) & pairs(outer.test)
+    assert pairs(inner.test) <= pairs(outer.train)
+    assert inner.test.height > 0
+
+
+def test_leave_last_validation_is_the_one_before_test(random_frame) -> None:
+    data = splits.deduplicate(random_frame).sort([S.USER_ID, S.TS, S.ITEM_ID])
+    outer = splits.leave_last(random_frame)
+    inner = splits.validation_split(outer.train, "leave_last", seed=0)
+    for user, item, ts in inner.test.select(S.USER_ID, S.ITEM_ID, S.TS).iter_rows():
+        history = data.filter(pl.col(S.USER_ID) == user)
+        if history.height >= 3:
+            assert history[S.ITEM_ID][-2] == item  # second to last
+            assert outer.test.filter(pl.col(S.USER_ID) == user)[S.TS].item() >= ts
+
+
+def test_cold_items_validation_holds_out_train_items(random_frame) -> None:
+    outer = splits.cold_items(random_frame, seed=1)
+    inner = splits.validation_split(outer.train, "cold_items", seed=1)
+    val_items = set(inner.test[S.ITEM_ID])
+    assert not val_items & set(inner.train[S.ITEM_ID])
+    assert not val_items & set(outer.test[S.ITEM_ID])
+
+
+def test_temporal_validation_cut_is_before_test(random_frame) -> None:
+    outer = splits.temporal(random_frame)
+    inner = splits.validation_split(outer.train, "temporal")
+    assert inner.train[S.TS].max() < inner.test[S.TS].min()
+    assert inner.test[S.TS].max() < outer.test[S.TS].min()
+
+
+def test_unknown_protocol_is_a_one_line_value_error(random_frame) -> None:
+    with pytest.raises(ValueError, match="unknown protocol 'random'") as info:
+        splits.split(random_frame, "random")
+    assert "\n" not in str(info.value)
+    with pytest.raises(ValueError):
+        splits.validation_split(random_frame, "nope")
+
+
+@pytest.mark.parametrize("protocol", ["temporal", "leave_last"])
+def test_time_protocols_need_ts(random_frame, protocol) -> None:
+    with pytest.raises(ValueError, match="ts"):
+        splits.split(random_frame.drop(S.TS), protocol)
+
+
+def test_bad_fraction_raises(random_frame) -> None:
+    with pytest.raises(ValueError):
+        splits.stratified(random_frame, 1.5)
+
+
+def test_empty_frame(frame_factory, random_frame) -> None:
+    empty = random_frame.clear()
+    for protocol in PROTOCOLS:
+        part = splits.split(empty, protocol)
+        assert part.train.height == 0 and part.test.height == 0

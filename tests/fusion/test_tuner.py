@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys_core.data.interactions import InteractionData
+from recsys_core.evaluation.metrics import per_user
+from recsys_core.evaluation.ranking import exclude_seen, top_k
+from recsys_core.fusion.tuner import tune
+from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
+from tests.fusion.helpers import FixedScorer, make_data, matrix_of
+
+N_USERS, N_ITEMS, K, TRIALS = 30, 40, 5, 8
+
+
+def split_pairs(seed: int) -> tuple[list, list, list]:
+    """Per user: 6 fit items, 2 validation items, 2 'test' items, all distinct."""
+    rng = np.random.default_rng(seed)
+    fit, val, test = [], [], []
+    for u in range(N_USERS):
+        items = rng.choice(N_ITEMS, size=10, replace=False)
+        fit += [(u, int(i)) for i in items[:6]]
+        val += [(u, int(i)) for i in items[6:8]]
+        test += [(u, int(i)) for i in items[8:]]
+    return fit, val, test
+
+
+@pytest.fixture(scope="module")
+def parts() -> tuple[InteractionData, InteractionData, InteractionData]:
+    fit_pairs, val_pairs, test_pairs = split_pairs(seed=11)
+    fit = make_data(N_USERS, N_ITEMS, fit_pairs)
+    return (fit, fit.with_matrix(matrix_of(N_USERS, N_ITEMS, val_pairs)),
+            fit.with_matrix(matrix_of(N_USERS, N_ITEMS, test_pairs)))
+
+
+def oracle(target: InteractionData, strength: float, seed: int) -> np.ndarray:
+    """Noise plus ``strength`` on the target's relevant items: informative about ``target``."""
+    noise = np.random.default_rng(seed).normal(size=(N_USERS, N_ITEMS))
+    return (noise + strength * target.matrix.toarray()).astype(np.float32)
+
+
+def fused(sources: dict[str, np.ndarray], fit: InteractionData) -> WeightedFusion:
+    scorers = {name: FixedScorer(values) for name, values in sources.items()}
+    return WeightedFusion(FusionConfig(weights=dict.fromkeys(sources, 1.0)), scorers).train(fit)
+
+
+def ndcg_on(fusion: WeightedFusion, config: FusionConfig, fit: InteractionData,
+            held_out: InteractionData) -> float:
+    """NDCG@K of ``config`` on ``held_out``, computed independently of the tuner."""
+    rows = np.flatnonzero(np.diff(held_out.matrix.indptr) > 0)
+    values = fusion.with_config(config).score(fit.users.id(rows)).values
+    exclude_seen(values, fit.matrix, rows)
+    return float(per_user(top_k(values, K), held_out.matrix[rows], K)["ndcg"].mean())
+
+
+def test_informative_source_outweighs_noise(parts) -> None:
+    fit, val, _ = parts
+    fusion = fused({"noise": oracle(val, 0.0, seed=1), "signal": oracle(val, 2.0, seed=2)}, fit)
+    result = tune(fusion, fit, val, k=K, trials=TRIALS, seed=0)
+    assert result.single["signal"] > result.single["noise"] + 0.3
+    assert result.config.weights["signal"] > result.config.weights["noise"]
+    assert result.ndcg >= max(result.single.values())
+    assert result.trials == 2 + 1 + TRIALS
+    assert set(result.config.weights) == {"noise", "signal"}
+    # the reported number is that config's validation NDCG
+    assert result.ndcg == pytest.approx(ndcg_on(fusion, result.config, fit, val), abs=1e-9)
+    assert result.single["signal"] == pytest.approx(
+        ndcg_on(fusion, FusionConfig(weights={"signal": 1.0}), fit, val), abs=1e-9)
+
+
+def test_tuner_scores_on_the_validation_it_is_given_not_test(parts) -> None:
+    fit, val, test = parts
+    fusion = fused({"knows_val": oracle(val, 3.0, seed=3),
+                    "knows_test": oracle(test, 3.0, seed=4)}, fit)
+    on_val = tune(fusion, fit, val, k=K, trials=TRIALS, seed=0)
+    assert on_val.config.weights["knows_val"] > on_val.config.weights["knows_test"]
+    val_score = ndcg_on(fusion, on_val.config, fit, val)
+    test_score = ndcg_on(fusion, on_val.config, fit, test)
+    assert on_val.ndcg == pytest.approx(val_score, abs=1e-9)
+    assert test_score < val_score - 0.3  # the two held-out sets disagree, and it used val
+    assert on_val.single["knows_val"] > on_val.single["knows_test"]
+    # the same sources tuned on the other set make the opposite choice
+    on_test = tune(fusion, fit, test, k=K, trials=TRIALS, seed=0)
+    assert on_test.config.weights["knows_test"] > on_test.config.weights["knows_val"]
+    assert on_test.ndcg == pytest.approx(ndcg_on(fusion, on_test.config, fit, test), abs=1e-9)
+
+
+def test_seen_items_are_excluded_while_tuning(parts) -> None:
+    fit, val, _ = parts
+    # ranks every training item above the validation items: perfect only if seen are dropped
+    seen_first = (10.0 * fit.matrix.toarray() + 5.0 * val.matrix.toarray()).astype(np.float32)
+    fusion = fused({"seen_first": seen_first, "noise": oracle(val, 0.0, seed=5)}, fit)
+    result = tune(fusion, fit, val, k=K, trials=2, seed=0)
+    assert result.single["seen_first"] == pytest.approx(1.0)
+    assert result.ndcg == pytest.approx(1.0)
+
+
+def test_same_seed_same_result(parts) -> None:
+    fit, val, _ = parts
+    fusion = fused({"a": oracle(val, 1.0, seed=6), "b": oracle(val, 0.5, seed=7)}, fit)
+    first = tune(fusion, fit, val, k=K, trials=TRIALS, seed=3)
+    again = tune(fusion, fit, val, k=K, trials=TRIALS, seed=3)
+    assert first.config == again.config and first.ndcg == again.ndcg
+
+
+def test_empty_validation_raises(parts) -> None:
+    fit, val, _ = parts
+    fusion = fused({"a": oracle(val, 1.0, seed=6)}, fit)
+    empty = fit.with_matrix(matrix_of(N_USERS, N_ITEMS, []))
+    with pytest.raises(ValueError, match="no users"):
+        tune(fusion, fit, empty, k=K, trials=1)

@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from recsys_core.data import schema as S
+from recsys_core.data.dataset import Dataset
+from recsys_core.data.errors import DataError
+from recsys_core.warehouse import Warehouse, build_features, snapshot_id
+
+T0 = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def make_dataset(name: str = "tiny") -> Dataset:
+    inter = pl.DataFrame({
+        S.USER_ID: ["u2", "u1", "u1", "u3"],
+        S.ITEM_ID: ["i1", "i1", "i2", "i3"],
+        S.TS: [T0 + timedelta(hours=h) for h in range(4)],
+        S.EVENT: [None, None, None, "play"],
+        S.RATING: [2.0, 4.0, None, None],
+        S.WEIGHT: [1.0, 1.0, 1.0, 9.0],
+    })
+    items = pl.DataFrame({
+        S.ITEM_ID: ["i1", "i2", "i3", "i4"],
+        S.TITLE: ["One", "Two", "Three", "Four"],
+        S.TEXT: ["first", None, None, "cold"],
+        S.CATEGORIES: [["a", "b"], [], None, ["c"]],
+    })
+    return Dataset(name, S.conform(inter, S.INTERACTIONS_SCHEMA),
+                   S.conform(items, S.ITEMS_SCHEMA))
+
+
+def make_quarantine() -> dict[str, pl.DataFrame]:
+    bad = S.conform(pl.DataFrame({S.USER_ID: ["u9"], S.ITEM_ID: ["i9"]}),
+                    S.INTERACTIONS_SCHEMA)
+    bad = bad.with_columns(pl.lit(7, pl.Int64).alias("_row"),
+                           pl.lit("expect_column_values_to_be_in_set(item_id)").alias("reason"))
+    return {"interactions": bad}
+
+
+def sort(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(S.USER_ID, S.ITEM_ID) if S.USER_ID in frame.columns else frame.sort(
+        S.ITEM_ID)
+
+
+def counts(path: Path) -> dict[str, int]:
+    con = duckdb.connect(str(path))
+    try:
+        names = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                           "ORDER BY table_name").fetchall()]
+        return {n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
+    finally:
+        con.close()
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    data = make_dataset()
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    snap = wh.load(data, make_quarantine())
+    assert snap == snapshot_id(data)
+    assert sort(wh.interactions(snap)).equals(sort(data.interactions))
+    assert sort(wh.items(snap)).equals(sort(data.items))
+    assert wh.interactions(snap).schema == data.interactions.schema
+    assert wh.users(snap) is None
+    assert wh.latest_snapshot() == snap
+    quarantined = wh.quarantined("interactions")
+    assert quarantined["_row"].to_list() == [7]
+    assert quarantined["reason"].to_list() == ["expect_column_values_to_be_in_set(item_id)"]
+    batch = wh.batches().row(0, named=True)
+    assert batch["n_clean_interactions"] == 4 and batch["n_quarantined_interactions"] == 1
+    assert counts(wh.path)["raw_interactions"] == 5
+
+
+def test_users_round_trip(tmp_path: Path) -> None:
+    base = make_dataset()
+    users = pl.DataFrame({S.USER_ID: ["u1", "u2"], "age": ["30", None], "city": ["x", "y"]})
+    data = Dataset(base.name, base.interactions, base.items, users)
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    snap = wh.load(data)
+    back = wh.users(snap)
+    assert back is not None and sort_users(back).equals(sort_users(users))
+    assert snap != snapshot_id(base)
+
+
+def sort_users(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort(S.USER_ID)
+
+
+def test_snapshot_id_is_content_hash(tmp_path: Path) -> None:
+    data = make_dataset()
+    shuffled = Dataset("other-name", data.interactions.reverse(), data.items.reverse())
+    assert snapshot_id(data) == snapshot_id(shuffled)
+    changed = Dataset("tiny", data.interactions.with_columns(
+        pl.when(pl.col(S.RATING) == 4.0).then(4.5).otherwise(pl.col(S.RATING))
+        .alias(S.RATING)), data.items)
+    assert snapshot_id(changed) != snapshot_id(data)
+    assert len(snapshot_id(data)) == 16
+
+
+def test_reloading_same_content_adds_a_batch_not_rows(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    first = wh.load(make_dataset())
+    second = Warehouse(tmp_path / "wh.duckdb").load(make_dataset("again"))
+    assert first == second
+    assert wh.batches().height == 2 and wh.snapshots().height == 1
+    assert counts(wh.path)["clean_interactions"] == 4
+    assert counts(wh.path)["raw_interactions"] == 8
+
+
+def test_failed_load_leaves_warehouse_unchanged(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    wh.load(make_dataset())
+    before = counts(wh.path)
+    original = Warehouse._insert
+    calls = []
+
+    def failing(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame,
+                constants: dict[str, str]) -> None:
+        calls.append(table)
+        if table == "quarantine_items":  # after clean + raw + quarantine interactions
+            raise RuntimeError("injected failure")
+        original(con, table, frame, constants)
+
+    monkeypatch.setattr(Warehouse, "_insert", staticmethod(failing))
+    new = make_dataset()
+    new = Dataset("changed", new.interactions.with_columns(pl.lit(2.0).alias(S.WEIGHT)),
+                  new.items)
+    with pytest.raises(RuntimeError, match="injected"):
+        wh.load(new, make_quarantine())
+    assert "clean_interactions" in calls and "raw_interactions" in calls
+    assert counts(wh.path) == before
+    with pytest.raises(DataError, match="unknown snapshot"):
+        wh.interactions(snapshot_id(new))
+
+
+def test_unknown_snapshot_and_table(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    with pytest.raises(DataError, match="unknown snapshot"):
+        wh.items("x' OR '1'='1")
+    with pytest.raises(DataError, match="unknown table"):
+        wh.quarantined("users; DROP TABLE snapshots")
+    with pytest.raises(DataError, match="unknown quarantine tables"):
+        wh.load(make_dataset(), {"nope": pl.DataFrame()})
+    assert wh.latest_snapshot() is None
+
+
+def test_build_features(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    snap = wh.load(make_dataset())
+    features = build_features(wh, snap)
+    assert features.snapshot_id == snap
+    weights = {(r[S.USER_ID], r[S.ITEM_ID]): r[S.WEIGHT]
+               for r in features.interactions.iter_rows(named=True)}
+    assert weights == {("u2", "i1"): 0.5, ("u1", "i1"): 1.0, ("u1", "i2"): 1.0,
+                       ("u3", "i3"): pytest.approx(1 + math.log(9))}
+    assert features.interactions.columns == list(S.INTERACTIONS_SCHEMA)
+    docs = dict(zip(features.items[S.ITEM_ID], features.items["document"], strict=True))
+    assert docs == {"i1": "One. a, b. first", "i2": "Two", "i3": "Three", "i4": "Four. c. cold"}
+    assert list(features.item_vocab.ids) == features.items[S.ITEM_ID].to_list()
+    assert sorted(features.item_vocab.ids) == ["i1", "i2", "i3", "i4"]
+    assert list(features.user_vocab.ids) == ["u1", "u2", "u3"]
+    with pytest.raises(DataError):
+        build_features(wh, "missing")
