@@ -144,10 +144,15 @@ def bench_dataset(name: str, texts: list[str], plain: PlainLoop, config: Encoder
 
 
 def size_for_budget(plain: PlainLoop, sample: list[str], budget_s: float, cap: int) -> int:
-    """How many texts the plain loop embeds in ``budget_s`` (the engine is faster)."""
-    plain(sample[:PLAIN_BATCH])
-    _, seconds = timed(plain, sample)
-    return max(PLAIN_BATCH, min(cap, int(len(sample) / max(seconds, 1e-6) * budget_s)))
+    """How many texts the plain loop embeds in ``budget_s`` (probed for about 2 seconds)."""
+    plain(sample[:PLAIN_BATCH])  # warm-up
+    n = 2 * PLAIN_BATCH
+    while True:
+        _, seconds = timed(plain, sample[:n])
+        if seconds >= 2.0 or n >= len(sample):
+            break
+        n = min(len(sample), 4 * n)
+    return max(PLAIN_BATCH, min(cap, int(n / max(seconds, 1e-6) * budget_s)))
 
 
 def main() -> None:
@@ -156,8 +161,9 @@ def main() -> None:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--limit", type=int, default=None, help="most texts per dataset")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved parts per dataset")
-    parser.add_argument("--budget-s", type=float, default=240.0,
-                        help="GPU runs: total seconds the benchmark sizes itself to")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="size the datasets to about this many seconds in all "
+                        "(default: 240 on GPUs; CPU runs are sized by --limit unless given)")
     parser.add_argument("--quantize", default="auto", help="engine numeric path (auto, none, ...)")
     parser.add_argument("--log", action="store_true", help="show recsys_core logs")
     args = parser.parse_args()
@@ -176,17 +182,18 @@ def main() -> None:
              f"{platform.machine()}, {os.cpu_count()} cores, torch default threads "
              f"{DEFAULT_THREADS})")
           + f"; torch {torch.__version__}; plain loop: batch {PLAIN_BATCH}, unsorted, fp32")
+    print(f"# load average at start {os.getloadavg()[0]:.1f} (other processes share the CPU)")
 
     movies = movie_documents(args.limit)
     cap16 = args.limit or (200_000 if gpu else 4000)
     cap128 = args.limit or (100_000 if gpu else 1000)
-    if gpu:  # size each dataset to a third of the budget of plain-loop time (the slow half)
-        share = args.budget_s / 3 / 1.3
-        movies = movies * max(1, min(20, size_for_budget(plain, movies[:2048], share,
-                                                         20 * len(movies)) // len(movies)))
-        cap16 = size_for_budget(plain, synthetic_documents(plain.tokenizer, 4096, 16), share,
+    budget_s = args.budget_s or (240.0 if gpu else None)
+    if budget_s:  # size each dataset to a third of the budget, mostly plain-loop time
+        share = budget_s / 3 / 1.5
+        movies = movies[: size_for_budget(plain, movies, share, len(movies))]
+        cap16 = size_for_budget(plain, synthetic_documents(plain.tokenizer, 16384, 16), share,
                                 cap16)
-        cap128 = size_for_budget(plain, synthetic_documents(plain.tokenizer, 2048, 128), share,
+        cap128 = size_for_budget(plain, synthetic_documents(plain.tokenizer, 8192, 128), share,
                                  cap128)
     datasets = {
         "ml-latest-small docs": movies,
@@ -195,12 +202,14 @@ def main() -> None:
     }
     rows = []
     for name, texts in datasets.items():
+        texts = list(dict.fromkeys(texts))  # distinct: the engine would embed a duplicate once
         row = bench_dataset(name, texts, plain, config, args.rounds)
         rows.append(row)
         print(f"# {name}: engine path {row.path}; calibration {row.calibration}", flush=True)
 
     header = ("| dataset | texts | tok/text | plain texts/s | plain GFLOP/s | engine texts/s "
               "| engine GFLOP/s | speed-up | engine path | cosine to plain (mean / min) |")
+    print(f"# load average at end {os.getloadavg()[0]:.1f}")
     print()
     print(header)
     print("|" + "---|" * header.count(" | ") + "---|")

@@ -2,41 +2,63 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import polars as pl
 
 from data_checks.engine import run_suite
 from data_checks.report import CheckReport
-from data_checks.suites import RATING_RANGE, interactions_suite, items_suite
+from data_checks.suites import (
+    KNOWN_ITEM,
+    RATING_RANGE,
+    ROW_BOUNDS,
+    interactions_suite,
+    items_suite,
+)
 from recsys_core.data import schema as S
 from recsys_core.data.parse import PARSE_ERROR
 
 
 def check_interactions(frame: pl.DataFrame, items: pl.DataFrame | None = None, *,
                        rating_range: tuple[float, float] = RATING_RANGE,
+                       row_bounds: tuple[int, int | None] = ROW_BOUNDS,
+                       event_values: Collection[str] | None = None,
+                       known_item_ids: Collection[str] | None = None,
                        docs_dir: Path | None = None) -> CheckReport:
     """Check a canonical interactions frame (``_parse_error`` honoured when present).
 
     Args:
         frame: canonical interactions, optionally with the loader's meta columns.
         items: the items frame whose ``item_id`` values interactions must reference;
-            ``None`` skips referential integrity.
+            ``None`` (and no ``known_item_ids``) skips referential integrity.
         rating_range: inclusive bounds for non-null ratings.
+        row_bounds: inclusive bounds on the row count (``None``: no upper bound).
+        event_values: the allowed ``event`` values; ``None`` allows any short text.
+        known_item_ids: further valid item IDs (an earlier snapshot's, for appends).
         docs_dir: when given, also render Great Expectations Data Docs there.
     """
-    item_ids = None if items is None else items[S.ITEM_ID].drop_nulls().unique().to_list()
-    suite = interactions_suite(item_ids, rating_range=rating_range,
+    references = items is not None or known_item_ids is not None
+    if references:
+        item_ids = pl.Series(S.ITEM_ID, list(known_item_ids or ()), dtype=pl.String)
+        if items is not None:
+            item_ids = pl.concat([item_ids, items[S.ITEM_ID].cast(pl.String)])
+        frame = frame.with_columns(
+            pl.col(S.ITEM_ID).is_in(item_ids.drop_nulls().unique().implode()).alias(KNOWN_ITEM))
+    suite = interactions_suite(references=references, rating_range=rating_range,
+                               row_bounds=row_bounds, event_values=event_values,
                                has_parse_errors=PARSE_ERROR in frame.columns)
     return run_suite("interactions", frame, suite, docs_dir)
 
 
-def check_items(frame: pl.DataFrame, *, docs_dir: Path | None = None) -> CheckReport:
+def check_items(frame: pl.DataFrame, *, row_bounds: tuple[int, int | None] = ROW_BOUNDS,
+                docs_dir: Path | None = None) -> CheckReport:
     """Check a canonical items frame (``_parse_error`` honoured when present).
 
     Args:
         frame: canonical items, optionally with the loader's meta columns.
+        row_bounds: inclusive bounds on the row count (``None``: no upper bound).
         docs_dir: when given, also render Great Expectations Data Docs there.
     """
-    suite = items_suite(has_parse_errors=PARSE_ERROR in frame.columns)
+    suite = items_suite(row_bounds=row_bounds, has_parse_errors=PARSE_ERROR in frame.columns)
     return run_suite("items", frame, suite, docs_dir)

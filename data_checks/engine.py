@@ -65,7 +65,7 @@ def run_suite(table: str, frame: pl.DataFrame, expectations: Sequence[gxe.Expect
     outcomes, blamed = [], []
     for item in result.results:
         config = item.expectation_config
-        label = _label(config.type, config.kwargs)
+        label = (config.meta or {}).get("label") or _label(config.type, config.kwargs)
         indices = item.result.get("unexpected_index_list")
         error = _error(item.exception_info)
         if indices and config.type in _UNIQUENESS:

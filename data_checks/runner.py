@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import polars as pl
 
 from data_checks.checks import check_interactions, check_items
 from data_checks.report import INDEX, REASON, CheckReport
-from data_checks.suites import RATING_RANGE
+from data_checks.suites import RATING_RANGE, ROW_BOUNDS
 from recsys_core.config import get_settings
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
@@ -85,6 +86,9 @@ class ValidationResult:
 
 def validate_dataset(dataset: Dataset, threshold: float, *,
                      rating_range: tuple[float, float] = RATING_RANGE,
+                     row_bounds: Mapping[str, tuple[int, int | None]] | None = None,
+                     event_values: Collection[str] | None = None,
+                     known_item_ids: Collection[str] | None = None,
                      data_docs: bool = False) -> ValidationResult:
     """Check items, then interactions against the clean items, and split both.
 
@@ -92,14 +96,23 @@ def validate_dataset(dataset: Dataset, threshold: float, *,
         dataset: a loaded dataset (canonical columns, optionally ``_row``/``_parse_error``).
         threshold: the largest acceptable share of bad rows per table (0..1).
         rating_range: inclusive bounds for non-null ratings.
+        row_bounds: table -> inclusive row-count bounds (``None`` upper bound: unbounded);
+            tables not named get ``ROW_BOUNDS`` (at least one row).
+        event_values: the allowed ``event`` values; ``None`` allows any short text.
+        known_item_ids: item IDs valid beyond the dataset's own clean items (those of the
+            snapshot an increment is appended to, see ``Warehouse.append``).
         data_docs: also render Great Expectations Data Docs under
             ``Settings().data_docs_dir`` (slower: a checkpoint run per table).
     """
+    bounds = {"interactions": ROW_BOUNDS, "items": ROW_BOUNDS, **(row_bounds or {})}
     docs_dir = get_settings().data_docs_dir if data_docs else None
-    items_report = check_items(dataset.items, docs_dir=docs_dir)
+    items_report = check_items(dataset.items, row_bounds=bounds["items"], docs_dir=docs_dir)
     clean_items, bad_items = _split(dataset.items, items_report)
     inter_report = check_interactions(dataset.interactions, clean_items,
-                                      rating_range=rating_range, docs_dir=docs_dir)
+                                      rating_range=rating_range,
+                                      row_bounds=bounds["interactions"],
+                                      event_values=event_values,
+                                      known_item_ids=known_item_ids, docs_dir=docs_dir)
     clean_inter, bad_inter = _split(dataset.interactions, inter_report)
     clean = Dataset(name=dataset.name, interactions=strip_meta(clean_inter),
                     items=strip_meta(clean_items),

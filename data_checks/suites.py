@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import UTC, datetime
 
-import great_expectations as gx
 import great_expectations.expectations as gxe
 import pandas as pd
 
@@ -37,7 +36,7 @@ def labelled(expectation: gxe.Expectation, label: str) -> gxe.Expectation:
     return expectation
 
 
-def interactions_suite(item_ids: Collection[str] | None = None, *,
+def interactions_suite(*, references: bool = False,
                        rating_range: tuple[float, float] = RATING_RANGE,
                        row_bounds: tuple[int, int | None] = ROW_BOUNDS,
                        event_values: Collection[str] | None = None,
@@ -46,8 +45,8 @@ def interactions_suite(item_ids: Collection[str] | None = None, *,
     """Build the expectations for the canonical interactions table.
 
     Args:
-        item_ids: when given, rows must carry ``KNOWN_ITEM`` (true when ``item_id`` is a
-            valid item, see ``check_interactions``): referential integrity. ``None`` skips it.
+        references: check referential integrity: the frame carries ``KNOWN_ITEM`` (whether
+            ``item_id`` is a valid item, see ``check_interactions``), which must be true.
         rating_range: inclusive bounds for non-null ratings.
         row_bounds: inclusive bounds on the row count (``None``: no upper bound).
         event_values: the allowed ``event`` values; ``None`` allows any short text.
@@ -78,7 +77,7 @@ def interactions_suite(item_ids: Collection[str] | None = None, *,
     if event_values is not None:
         expectations.append(gxe.ExpectColumnValuesToBeInSet(column=S.EVENT,
                                                             value_set=sorted(event_values)))
-    if item_ids is not None:
+    if references:
         expectations.append(labelled(
             gxe.ExpectColumnValuesToBeInSet(column=KNOWN_ITEM, value_set=[True]),
             REFERENCE_LABEL))
@@ -113,12 +112,3 @@ def items_suite(*, row_bounds: tuple[int, int | None] = ROW_BOUNDS,
         expectations.append(gxe.ExpectColumnValuesToBeNull(column=PARSE_ERROR))
     return expectations
 
-
-def as_suite(name: str, expectations: list[gxe.Expectation]) -> gx.ExpectationSuite:
-    """Wrap ``expectations`` in a named Great Expectations suite.
-
-    Args:
-        name: the suite name (``<table>_suite``).
-        expectations: the expectations, as built above.
-    """
-    return gx.ExpectationSuite(name=name, expectations=expectations)

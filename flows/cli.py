@@ -52,6 +52,43 @@ def train(
     typer.echo(render_text(result))
 
 
+@app.command()
+def ingest(
+    data: Annotated[str, typer.Option(help="Dataset directory, or 'synthetic'.")] = "synthetic",
+) -> None:
+    """Validate a dataset and load it into the warehouse; print rows per table."""
+    from flows.ingest import ingest_flow
+    from recsys_core.data.errors import DataError
+
+    try:
+        result = ingest_flow(data=data)
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    typer.echo(f"snapshot {result['snapshot_id']} of {result['dataset']}")
+    typer.echo(f"{'table':<14}{'read':>10}{'valid':>10}{'quarantined':>13}")
+    for table, counts in result["validation"]["tables"].items():
+        typer.echo(f"{table:<14}{counts['rows_read']:>10}{counts['rows_valid']:>10}"
+                   f"{counts['rows_quarantined']:>13}")
+    typer.echo(f"data docs: {result['data_docs']}")
+
+
+@app.command()
+def recommend(
+    user_id: Annotated[str, typer.Argument(help="The user to recommend for.")],
+    k: Annotated[int, typer.Option(min=1, max=1000, help="How many items.")] = 10,
+) -> None:
+    """Recommend from the champion model, in process."""
+    from recsys_core import registry
+    from recsys_core.config import get_settings
+
+    model = registry.load_recommender(get_settings(), registry.CHAMPION)
+    if model is None:
+        _fail("no champion model yet: run `recsys train` first")
+    for rank, rec in enumerate(model.recommend(user_id, k), start=1):
+        flag = " (popular fallback)" if rec.fallback else ""
+        typer.echo(f"{rank:>3}. {rec.item_id:<12} {rec.score:8.4f}  {rec.title}{flag}")
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -14,10 +14,11 @@ from tasks.common import retry_on_io
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io)
-def ingest(data: str) -> dict:
+def ingest(data: str, data_docs: bool = False) -> dict:
     """Load ``data``, quarantine bad rows, load the clean rows; returns snapshot id + summary."""
     settings = get_settings()
-    result = validate_dataset(read_dataset(data), settings.quarantine_threshold)
+    result = validate_dataset(read_dataset(data), settings.quarantine_threshold,
+                              data_docs=data_docs)
     result.raise_if_failed()
     snapshot_id = Warehouse(settings.warehouse_path).load(result.dataset, result.quarantine)
     summary = result.summary
@@ -25,4 +26,5 @@ def ingest(data: str) -> dict:
             for table, counts in summary["tables"].items()]
     create_table_artifact(rows, key="ingest-summary", description=f"snapshot {snapshot_id}")
     get_run_logger().info("snapshot %s: %s", snapshot_id, rows)
-    return {"snapshot_id": snapshot_id, "dataset": result.dataset.name, "validation": summary}
+    return {"snapshot_id": snapshot_id, "dataset": result.dataset.name, "validation": summary,
+            "data_docs": None if result.data_docs is None else str(result.data_docs)}

@@ -33,6 +33,26 @@ class EASEConfig(ScorerConfig):
     max_items: int = Field(20_000, gt=0)
 
 
+def gram(matrix: sp.spmatrix, chunk_bytes: int = 256 * 2**20) -> np.ndarray:
+    """Dense float32 ``X^T X``, built from blocks of users so memory stays bounded.
+
+    A sparse-times-dense product per block is much faster than a sparse-sparse product
+    whose result is nearly dense anyway.
+
+    Args:
+        matrix: users x items ``X``.
+        chunk_bytes: the most memory one dense block of ``X`` may take.
+    """
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    n_users, n_items = matrix.shape
+    step = max(1, chunk_bytes // (4 * max(n_items, 1)))
+    out = np.zeros((n_items, n_items), dtype=np.float32)
+    for start in range(0, n_users, step):
+        block = matrix[start:start + step]
+        out += block.T @ block.toarray()
+    return out
+
+
 def ease_weights(matrix: sp.spmatrix, l2: float) -> np.ndarray:
     """EASE's item-item weights: ``B = I - P / diag(P)``, ``P = (X^T X + l2 I)^-1``, diag 0.
 
@@ -40,25 +60,25 @@ def ease_weights(matrix: sp.spmatrix, l2: float) -> np.ndarray:
         matrix: users x items training matrix ``X``.
         l2: ridge penalty lambda.
     """
-    gram = np.asarray((matrix.T @ matrix).toarray(), dtype=np.float32)
-    gram[np.diag_indices_from(gram)] += l2
-    # G is symmetric positive definite: Cholesky inverse, in place (G.T is Fortran-ordered
-    # and equal to G), about half the cost of a general inverse. float32 halves memory and
-    # time; the ridge keeps G well conditioned.
-    factor, info = la.lapack.spotrf(gram.T, lower=True, overwrite_a=True, clean=True)
+    weights = gram(matrix)
+    weights[np.diag_indices_from(weights)] += l2
+    # G is symmetric positive definite: Cholesky inverse in place (G.T is Fortran-ordered and
+    # equal to G), about half the cost of a general inverse; float32 halves memory and time,
+    # and the ridge keeps G well conditioned. clean=True zeroes the upper triangle, which
+    # spotri leaves alone while it fills the lower one with P.
+    factor, info = la.lapack.spotrf(weights.T, lower=True, overwrite_a=True, clean=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"EASE Gram matrix is not positive definite (info={info})")
-    del gram
+    del weights
     inverse, info = la.lapack.spotri(factor, lower=True, overwrite_c=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"EASE inverse failed (info={info})")
     del factor
-    weights = np.tril(inverse)  # spotri fills the lower triangle only
-    del inverse
-    weights += np.tril(weights, -1).T
-    weights /= -np.diag(weights).copy()
-    weights[np.diag_indices_from(weights)] = 0.0
-    return weights
+    diagonal = np.diag(inverse).copy()
+    inverse += inverse.T  # full P off the diagonal; the diagonal is zeroed next anyway
+    inverse[np.diag_indices_from(inverse)] = 0.0
+    inverse /= -diagonal
+    return np.ascontiguousarray(inverse)
 
 
 class EASE(Scorer[EASEConfig]):

@@ -91,5 +91,5 @@ def _mark_invalid(frame: pl.DataFrame, columns: list[str], path: Path) -> pl.Dat
     message = pl.concat_str(parts, separator="; ", ignore_nulls=True)
     frame = frame.with_columns(pl.when(message != "").then(message).alias(ENCODING_ERROR))
     bad = frame[ENCODING_ERROR].is_not_null().sum()
-    logger.warning("%s: %d rows hold invalid UTF-8 bytes (marked as parse errors)", path, bad)
+    logger.warning("%s: %d row(s) hold invalid UTF-8 bytes (marked as parse errors)", path, bad)
     return frame

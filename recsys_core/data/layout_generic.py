@@ -93,8 +93,8 @@ def read_users(path: Path) -> pl.DataFrame:
     """``user_id`` plus attribute columns as text, with meta columns (encoding errors only)."""
     raw = P.read_table(path)
     P.require(raw, path, (S.USER_ID,))
-    P.require_scalar(raw, path, (S.USER_ID,))
     attributes = [c for c in raw.columns if c not in (S.USER_ID, P.ROW, P.ENCODING_ERROR)]
+    P.require_scalar(raw, path, (S.USER_ID, *attributes))
     return raw.select(
         P.as_text(S.USER_ID).value.alias(S.USER_ID),
         *(P.as_text(c).value.alias(c) for c in attributes),

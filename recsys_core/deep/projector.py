@@ -19,7 +19,12 @@ from torch import nn
 from recsys_core.cf.implicit_models import ALS, ALSConfig
 from recsys_core.cf.warm import mask_cold
 from recsys_core.data.interactions import InteractionData
-from recsys_core.deep.torch_utils import require_embeddings, resolve_device, seeded
+from recsys_core.deep.torch_utils import (
+    require_embeddings,
+    resolve_device,
+    seeded,
+    torch_threads,
+)
 from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
 
 log = logging.getLogger(__name__)
@@ -173,7 +178,7 @@ class ContentProjector(Scorer[ContentProjectorConfig]):
                    ) -> nn.Sequential:
         c = self.config
         device = resolve_device(options.device)
-        with seeded(options.seed, device) as gen:
+        with torch_threads(options), seeded(options.seed, device) as gen:
             mlp = make_mlp(inputs.shape[1], targets.shape[1], c.hidden, c.layers, c.dropout)
             mlp.to(device)
             x = torch.from_numpy(inputs).to(device)

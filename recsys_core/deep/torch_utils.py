@@ -48,6 +48,27 @@ def seeded(seed: int, device: torch.device) -> Iterator[torch.Generator]:
             torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
 
 
+@contextmanager
+def torch_threads(options: object) -> Iterator[None]:
+    """Use ``options.num_threads`` torch threads for a block when set; else leave torch alone.
+
+    Without the option, whatever ``torch.set_num_threads`` says is respected.
+
+    Args:
+        options: the run's ``TrainOptions`` (``num_threads`` is optional on them).
+    """
+    threads = getattr(options, "num_threads", None)
+    if not threads:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit L2 norm (zero rows stay zero), as float32.
 

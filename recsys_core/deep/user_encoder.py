@@ -21,7 +21,12 @@ from torch import nn
 from recsys_core.cf.warm import warm_items
 from recsys_core.data.interactions import InteractionData
 from recsys_core.deep.sequences import pad, windows
-from recsys_core.deep.torch_utils import require_embeddings, resolve_device, seeded
+from recsys_core.deep.torch_utils import (
+    require_embeddings,
+    resolve_device,
+    seeded,
+    torch_threads,
+)
 from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
 
 log = logging.getLogger(__name__)
@@ -133,7 +138,7 @@ class UserEncoder(Scorer[UserEncoderConfig]):
         sequences = [data.sequence(u) for u in range(data.n_users)]
         self.warm_users = np.array([len(s) > 0 for s in sequences], dtype=bool)
         start = time.perf_counter()
-        with seeded(options.seed, device) as gen:
+        with torch_threads(options), seeded(options.seed, device) as gen:
             table = _with_padding_row(embeddings, device)
             net = SequenceNet(embeddings.shape[1], c.hidden, c.layers, c.dropout).to(device)
             trainer = _Trainer(net, table, c, gen, warm_items(data.matrix))

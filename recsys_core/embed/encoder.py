@@ -7,7 +7,9 @@ Speed comes from three things, each measured rather than assumed:
 - the device's cheap numerics: fp16/bf16 autocast on GPUs, bf16 autocast or dynamic int8
   quantisation on CPUs (kept only when it is faster *and* its vectors stay within
   ``min_fidelity`` cosine of fp32 on a sample of the texts at hand);
-- large batches on GPUs, all cores' threads on CPUs.
+- large batches on GPUs; on CPUs, torch threads set to the cores this process may use (and,
+  unless ``threads`` is set, checked against a single thread: on a CPU shared with other busy
+  processes, one thread that is never kept waiting beats a team that waits on each other).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recsys_core.embed.config import EncoderConfig
-from recsys_core.embed.device import resolve_device, set_cpu_threads
+from recsys_core.embed.device import available_cores, resolve_device, set_cpu_threads
 from recsys_core.embed.pooling import pool, resolve_pooling
 from recsys_core.embed.source import (
     default_max_length,
@@ -65,6 +67,7 @@ class Calibration:
         texts_per_s: measured throughput per candidate path (those that passed the first
             fidelity check).
         fidelities: least cosine to fp32 per candidate path.
+        threads: torch CPU threads chosen (0 off CPU).
     """
 
     path: str
@@ -72,6 +75,7 @@ class Calibration:
     sample_size: int = 0
     texts_per_s: Mapping[str, float] = field(default_factory=dict)
     fidelities: Mapping[str, float] = field(default_factory=dict)
+    threads: int = 0
 
     def describe(self) -> str:
         """One line for logs and benchmark output."""
@@ -82,7 +86,8 @@ class Calibration:
             + f"cos>={self.fidelities[p]:.4f}"
             for p in self.fidelities
         )
-        return f"{self.path} (min cosine to fp32 {self.fidelity:.4f}; {cells})"
+        threads = f"; {self.threads} threads" if self.threads else ""
+        return f"{self.path} (min cosine to fp32 {self.fidelity:.4f}; {cells}{threads})"
 
 
 class TextEncoder:
@@ -105,6 +110,7 @@ class TextEncoder:
         self.max_length = min(self.config.max_length or default_max_length(self.model_dir), limit)
         self.batch_size = self.config.batch_size or _DEFAULT_BATCH.get(self.device.type, 32)
         self.documents_encoded = 0
+        self.threads = self.config.threads or available_cores()
         self.calibration: Calibration | None = (
             Calibration("fp32", 1.0) if self.config.quantize == "none" else None
         )
@@ -151,7 +157,7 @@ class TextEncoder:
             from transformers import AutoModel
 
             if self.device.type == "cpu":
-                set_cpu_threads(self.config.threads)
+                set_cpu_threads(self.threads)
             started = time.perf_counter()
             model = AutoModel.from_pretrained(str(self.model_dir), dtype=torch.float32)
             self._models["fp32"] = model.eval().to(self.device)
@@ -274,14 +280,33 @@ class TextEncoder:
                             self.config.min_fidelity)
         else:
             choice = max(kept, key=speeds.__getitem__)
+        if self.device.type == "cpu" and self.config.threads is None and self.threads > 1:
+            self._calibrate_threads(sample, choice, elapsed[choice])
         for path in list(self._models):
             if path not in ("fp32", choice):
                 del self._models[path]
         self.calibration = Calibration(choice, fidelities[choice], len(sample), speeds,
-                                       fidelities)
+                                       fidelities, self.threads if self.device.type == "cpu"
+                                       else 0)
         log.info("%s on %s: numeric path %s", self.label, self.device,
                  self.calibration.describe())
         return self.calibration
+
+    def _calibrate_threads(self, sample: list[list[int]], path: str, seconds: float) -> None:
+        """Keep one thread instead of all cores when it is clearly (1.5x) faster right now."""
+        cores = self.threads
+        self.threads = 1
+        single = min(self._timed_run(sample, path) for _ in range(CALIBRATION_ROUNDS))
+        if single * 1.5 < seconds:
+            log.info("CPU busy: 1 thread (%.2fs) beats %d (%.2fs)", single, cores, seconds)
+        else:
+            self.threads = cores
+            set_cpu_threads(cores)
+
+    def _timed_run(self, ids: list[list[int]], path: str) -> float:
+        started = time.perf_counter()
+        self._run(ids, path)
+        return time.perf_counter() - started
 
     def _model_for(self, path: str) -> nn.Module:
         if path != "int8":
@@ -307,6 +332,8 @@ class TextEncoder:
              ) -> np.ndarray:
         """Forward ``ids`` through the ``path`` model in length-sorted batches."""
         model = self._model_for(path)
+        if self.device.type == "cpu":
+            set_cpu_threads(self.threads)
         pad_id = self.tokenizer.pad_token_id or 0
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
         dim = int(model.config.hidden_size)

@@ -3,7 +3,8 @@
 Tables (see ``tables.ddl``): ``raw_<t>`` (every row a batch read, clean or quarantined, by
 ``batch_id``), ``clean_<t>`` (by content-addressed ``snapshot_id``, written once per snapshot,
 with ``row_idx`` fixing the order), ``quarantine_<t>`` (bad rows with ``_row`` and ``reason``,
-by ``batch_id``), ``clean_users`` (attributes as JSON), ``snapshots`` and ``load_batches``.
+by ``batch_id``), ``clean_users`` (attributes as JSON), ``snapshots`` (with the batch that
+created each and, for an append, its ``parent_id``) and ``load_batches``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,9 @@ from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
 from recsys_core.warehouse import tables as T
-from recsys_core.warehouse.snapshot import canonical_order, snapshot_id
+from recsys_core.warehouse import writes as W
+from recsys_core.warehouse.increments import merge
+from recsys_core.warehouse.snapshot import snapshot_id
 
 logger = logging.getLogger(__name__)
 
@@ -62,98 +65,104 @@ class Warehouse:
             quarantine: table (``interactions``, ``items``) -> quarantined rows with canonical
                 columns, ``_row`` and ``reason`` (``ValidationResult.quarantine``).
         """
+        return self._commit(dataset, dataset, quarantine)
+
+    def append(self, increment: Dataset, quarantine: dict[str, pl.DataFrame] | None = None,
+               *, base: str | None = None) -> str:
+        """Append an increment to a snapshot in one transaction; return the new snapshot id.
+
+        The new snapshot holds the base snapshot's rows plus the increment's rows with new
+        keys: interactions deduplicated on (``user_id``, ``item_id``, ``ts``), items on
+        ``item_id`` (existing rows win; see ``increments.merge``). The batch records the
+        increment's rows (raw and quarantined), its parent snapshot and the duplicates
+        dropped. Validate the increment with ``known_item_ids`` set to the base's items so
+        that interactions with existing items pass referential integrity.
+
+        Args:
+            increment: the increment's clean tables (canonical columns).
+            quarantine: the increment's quarantined rows, as for ``load``.
+            base: the snapshot to append to; default the latest. With none at all, this is
+                a plain ``load``.
+
+        Raises:
+            DataError: ``base`` is not a snapshot of this warehouse.
+        """
+        base = base or self.latest_snapshot()
+        if base is None:
+            return self.load(increment, quarantine)
+        merged = merge(self.dataset(base), increment)
+        logger.info("appending %s to %s: %d new interactions, %d new items, %d + %d duplicates",
+                    increment.name, base, merged.added_interactions, merged.added_items,
+                    merged.duplicate_interactions, merged.duplicate_items)
+        return self._commit(merged.dataset, increment, quarantine, parent=base,
+                            duplicates=(merged.duplicate_interactions, merged.duplicate_items))
+
+    def _commit(self, snapshot: Dataset, batch: Dataset,
+                quarantine: dict[str, pl.DataFrame] | None, *, parent: str | None = None,
+                duplicates: tuple[int, int] = (0, 0)) -> str:
         quarantine = quarantine or {}
         unknown = set(quarantine) - set(T.CANONICAL)
         if unknown:
             raise DataError(f"unknown quarantine tables: {sorted(unknown)}")
-        clean = {"interactions": S.conform(dataset.interactions, S.INTERACTIONS_SCHEMA),
-                 "items": S.conform(dataset.items, S.ITEMS_SCHEMA)}
+        clean = {"interactions": S.conform(snapshot.interactions, S.INTERACTIONS_SCHEMA),
+                 "items": S.conform(snapshot.items, S.ITEMS_SCHEMA)}
+        read = {"interactions": S.conform(batch.interactions, S.INTERACTIONS_SCHEMA),
+                "items": S.conform(batch.items, S.ITEMS_SCHEMA)}
         bad = {t: quarantine.get(t, pl.DataFrame(schema=schema))
                for t, schema in T.CANONICAL.items()}
-        snap, batch = snapshot_id(dataset), uuid.uuid4().hex
+        snap, batch_id = snapshot_id(snapshot), uuid.uuid4().hex
         now = datetime.now(UTC)
         with self._connect() as con:
             con.begin()
             try:
                 if not con.execute("SELECT 1 FROM snapshots WHERE snapshot_id = ?",
                                    [snap]).fetchall():
-                    self._write_snapshot(con, snap, dataset, clean, now)
+                    W.write_snapshot(con, snap, snapshot, clean, now,
+                                      {T.PARENT_ID: parent, T.BATCH_ID: batch_id})
                 for table, schema in T.CANONICAL.items():
-                    self._write_batch(con, table, schema, batch, clean[table], bad[table])
-                con.execute(
-                    "INSERT INTO load_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [batch, snap, dataset.name, now, clean["interactions"].height,
-                     clean["items"].height, bad["interactions"].height, bad["items"].height])
+                    W.write_batch(con, table, schema, batch_id, read[table], bad[table])
+                con.execute(*T.insert_row("load_batches", {
+                    T.BATCH_ID: batch_id, T.SNAPSHOT_ID: snap, "dataset": batch.name,
+                    "loaded_at": now, "n_clean_interactions": read["interactions"].height,
+                    "n_clean_items": read["items"].height,
+                    "n_quarantined_interactions": bad["interactions"].height,
+                    "n_quarantined_items": bad["items"].height, T.PARENT_ID: parent,
+                    "n_duplicate_interactions": duplicates[0],
+                    "n_duplicate_items": duplicates[1]}))
                 con.commit()
             except BaseException:
                 con.rollback()
                 raise
-        logger.info("loaded batch %s of %s: snapshot %s", batch, dataset.name, snap)
+        logger.info("loaded batch %s of %s: snapshot %s", batch_id, batch.name, snap)
         return snap
 
-    def _write_snapshot(self, con: duckdb.DuckDBPyConnection, snap: str, dataset: Dataset,
-                        clean: dict[str, pl.DataFrame], now: datetime) -> None:
-        for table, frame in clean.items():
-            ordered = canonical_order(frame).with_row_index(T.ROW_IDX)
-            self._insert(con, f"clean_{table}", ordered, {T.SNAPSHOT_ID: snap})
-        if dataset.users is not None:
-            names = [c for c in dataset.users.columns if c != S.USER_ID]
-            attributes = (pl.struct(names).struct.json_encode() if names else pl.lit("{}"))
-            users = canonical_order(dataset.users.select(
-                pl.col(S.USER_ID).cast(pl.String), attributes.alias(T.ATTRIBUTES)))
-            self._insert(con, "clean_users", users.with_row_index(T.ROW_IDX),
-                         {T.SNAPSHOT_ID: snap})
-        con.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?)",
-                    [snap, dataset.name, now, clean["interactions"].height,
-                     clean["items"].height])
-
-    def _write_batch(self, con: duckdb.DuckDBPyConnection, table: str,
-                     schema: dict[str, pl.DataType], batch: str, clean: pl.DataFrame,
-                     bad: pl.DataFrame) -> None:
-        extra = {T.SOURCE_ROW: pl.Int64(), T.REASON: pl.String()}
-        bad_rows = S.conform(bad, schema).hstack([
-            bad[c].cast(dtype) if c in bad.columns
-            else pl.Series(c, [None] * bad.height, dtype=dtype) for c, dtype in extra.items()])
-        raw = pl.concat([clean.with_columns(pl.lit(False).alias(T.QUARANTINED)),
-                         bad_rows.select(*schema, pl.lit(True).alias(T.QUARANTINED))])
-        self._insert(con, f"raw_{table}", raw, {T.BATCH_ID: batch})
-        self._insert(con, f"quarantine_{table}", bad_rows, {T.BATCH_ID: batch})
-
-    @staticmethod
-    def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame,
-                constants: dict[str, str]) -> None:
-        view = f"_src_{uuid.uuid4().hex}"
-        con.register(view, frame.to_arrow())
-        try:
-            names = [*constants, *frame.columns]
-            columns = ", ".join(T.quote(c) for c in names)
-            values = ", ".join(["?"] * len(constants) + [T.quote(c) for c in frame.columns])
-            con.execute(f"INSERT INTO {T.quote(table)} ({columns}) "
-                        f"SELECT {values} FROM {T.quote(view)}", list(constants.values()))
-        finally:
-            con.unregister(view)
-
-    def query(self, sql: str, params: Sequence[object] = ()) -> pl.DataFrame:
+    def query(self, sql: str, params: Params = ()) -> pl.DataFrame:
         """Run a read query with bound parameters and return a Polars frame (via Arrow).
 
         Args:
-            sql: one SELECT statement, with ``?`` placeholders.
-            params: the values bound to the placeholders.
+            sql: one SELECT statement, with ``?`` (or ``$name``) placeholders.
+            params: the values bound to the placeholders (a mapping for ``$name`` ones).
         """
+        return self.queries([(sql, params)])[0]
+
+    def queries(self, statements: Sequence[tuple[str, Params]], *,
+                snapshot: str | None = None) -> list[pl.DataFrame]:
+        """Run read queries on one connection (one file open), in order.
+
+        Args:
+            statements: (SELECT statement, bound parameters) pairs, as for ``query``.
+            snapshot: when given, first check that this snapshot exists.
+
+        Raises:
+            DataError: ``snapshot`` is not a snapshot of this warehouse.
+        """
+        check = [] if snapshot is None else [(_SNAPSHOT_SQL, [snapshot])]
         with self._connect() as con:
-            return pl.from_arrow(con.sql(sql, params=list(params)).to_arrow_table())
-
-    def _require(self, snap: str) -> None:
-        if self.query("SELECT 1 FROM snapshots WHERE snapshot_id = ?", [snap]).is_empty():
-            raise DataError(f"{self.path}: unknown snapshot '{snap}'")
-
-    def _clean(self, table: str, snap: str, schema: dict[str, pl.DataType]) -> pl.DataFrame:
-        self._require(snap)
-        columns = ", ".join(T.quote(c) for c in schema)
-        frame = self.query(f"SELECT {columns} FROM {T.quote('clean_' + table)} "
-                           f"WHERE {T.quote(T.SNAPSHOT_ID)} = ? ORDER BY {T.quote(T.ROW_IDX)}",
-                           [snap])
-        return S.conform(frame, schema)
+            frames = [pl.from_arrow(con.sql(sql, params=_bind(params)).to_arrow_table())
+                      for sql, params in [*check, *statements]]
+        if check and frames[0].is_empty():
+            raise DataError(f"{self.path}: unknown snapshot '{snapshot}'")
+        return frames[len(check):]
 
     def interactions(self, snap: str) -> pl.DataFrame:
         """Read the clean canonical interactions of snapshot ``snap``, in stored order.
@@ -161,7 +170,8 @@ class Warehouse:
         Args:
             snap: a snapshot id returned by ``load``.
         """
-        return self._clean("interactions", snap, S.INTERACTIONS_SCHEMA)
+        frame, = self.queries([_clean_sql("interactions", snap)], snapshot=snap)
+        return S.conform(frame, S.INTERACTIONS_SCHEMA)
 
     def items(self, snap: str) -> pl.DataFrame:
         """Read the clean canonical items of snapshot ``snap``, in stored order.
@@ -169,7 +179,8 @@ class Warehouse:
         Args:
             snap: a snapshot id returned by ``load``.
         """
-        return self._clean("items", snap, S.ITEMS_SCHEMA)
+        frame, = self.queries([_clean_sql("items", snap)], snapshot=snap)
+        return S.conform(frame, S.ITEMS_SCHEMA)
 
     def users(self, snap: str) -> pl.DataFrame | None:
         """``user_id`` plus attribute columns of snapshot ``snap``; ``None`` when it had none.
@@ -177,13 +188,21 @@ class Warehouse:
         Args:
             snap: a snapshot id returned by ``load``.
         """
-        self._require(snap)
-        frame = self.query("SELECT user_id, attributes FROM clean_users WHERE snapshot_id = ? "
-                           "ORDER BY row_idx", [snap])
-        if frame.is_empty():
-            return None
-        lines = "\n".join(frame[T.ATTRIBUTES].to_list()).encode()
-        return frame.select(S.USER_ID).hstack(pl.read_ndjson(io.BytesIO(lines)))
+        frame, = self.queries([(_USERS_SQL, [snap])], snapshot=snap)
+        return _users(frame)
+
+    def dataset(self, snap: str) -> Dataset:
+        """Read every clean table of snapshot ``snap`` (one file open), named as loaded.
+
+        Args:
+            snap: a snapshot id returned by ``load`` or ``append``.
+        """
+        name, inter, items, users = self.queries([
+            ("SELECT dataset FROM snapshots WHERE snapshot_id = ?", [snap]),
+            _clean_sql("interactions", snap), _clean_sql("items", snap), (_USERS_SQL, [snap]),
+        ], snapshot=snap)
+        return Dataset(name.item(), S.conform(inter, S.INTERACTIONS_SCHEMA),
+                       S.conform(items, S.ITEMS_SCHEMA), _users(users))
 
     def snapshots(self) -> pl.DataFrame:
         """Every snapshot, oldest first."""
@@ -212,3 +231,26 @@ class Warehouse:
         if batch_id is None:
             return self.query(sql)
         return self.query(sql + f" WHERE {T.quote(T.BATCH_ID)} = ?", [batch_id])
+
+
+Params = Sequence[object] | Mapping[str, object]
+_SNAPSHOT_SQL = "SELECT 1 FROM snapshots WHERE snapshot_id = ?"
+_USERS_SQL = ("SELECT user_id, attributes FROM clean_users WHERE snapshot_id = ? "
+              "ORDER BY row_idx")
+
+
+def _bind(params: Params) -> list[object] | dict[str, object]:
+    return dict(params) if isinstance(params, Mapping) else list(params)
+
+
+def _clean_sql(table: str, snap: str) -> tuple[str, list[object]]:
+    columns = ", ".join(T.quote(c) for c in T.CANONICAL[table])
+    return (f"SELECT {columns} FROM {T.quote('clean_' + table)} "
+            f"WHERE {T.quote(T.SNAPSHOT_ID)} = ? ORDER BY {T.quote(T.ROW_IDX)}", [snap])
+
+
+def _users(frame: pl.DataFrame) -> pl.DataFrame | None:
+    if frame.is_empty():
+        return None
+    lines = "\n".join(frame[T.ATTRIBUTES].to_list()).encode()
+    return frame.select(S.USER_ID).hstack(pl.read_ndjson(io.BytesIO(lines)))

@@ -13,6 +13,7 @@ SOURCE_ROW = "_row"
 REASON = "reason"
 QUARANTINED = "quarantined"
 ATTRIBUTES = "attributes"
+PARENT_ID = "parent_id"
 CANONICAL = {"interactions": S.INTERACTIONS_SCHEMA, "items": S.ITEMS_SCHEMA}
 
 _SQL_TYPES: dict[type[pl.DataType], str] = {
@@ -23,6 +24,12 @@ _SQL_TYPES: dict[type[pl.DataType], str] = {
 def quote(identifier: str) -> str:
     """Quote ``identifier`` for DuckDB."""
     return '"' + identifier.replace('"', '""') + '"'
+
+
+# Columns added after the first release (kept nullable so older files can gain them).
+_SNAPSHOT_ADDED = (f"{quote(PARENT_ID)} VARCHAR", f"{quote(BATCH_ID)} VARCHAR")
+_BATCH_ADDED = (f"{quote(PARENT_ID)} VARCHAR", "n_duplicate_interactions BIGINT",
+                "n_duplicate_items BIGINT")
 
 
 def sql_type(dtype: pl.DataType) -> str:
@@ -43,18 +50,23 @@ def _table(name: str, columns: list[str]) -> str:
 
 
 def ddl() -> list[str]:
-    """``CREATE TABLE IF NOT EXISTS`` statements for every warehouse table."""
+    """Return the statements that create every warehouse table (when missing).
+
+    ``CREATE TABLE IF NOT EXISTS`` for each table, then ``ALTER TABLE ... ADD COLUMN IF NOT
+    EXISTS`` for the columns added later, so an older warehouse file gains them.
+    """
     statements = [
         _table("snapshots", [f"{quote(SNAPSHOT_ID)} VARCHAR PRIMARY KEY",
                              "dataset VARCHAR NOT NULL", "created_at TIMESTAMPTZ NOT NULL",
-                             "n_interactions BIGINT NOT NULL", "n_items BIGINT NOT NULL"]),
+                             "n_interactions BIGINT NOT NULL", "n_items BIGINT NOT NULL",
+                             *_SNAPSHOT_ADDED]),
         _table("load_batches", [f"{quote(BATCH_ID)} VARCHAR PRIMARY KEY",
                                 f"{quote(SNAPSHOT_ID)} VARCHAR NOT NULL",
                                 "dataset VARCHAR NOT NULL", "loaded_at TIMESTAMPTZ NOT NULL",
                                 "n_clean_interactions BIGINT NOT NULL",
                                 "n_clean_items BIGINT NOT NULL",
                                 "n_quarantined_interactions BIGINT NOT NULL",
-                                "n_quarantined_items BIGINT NOT NULL"]),
+                                "n_quarantined_items BIGINT NOT NULL", *_BATCH_ADDED]),
         _table("clean_users", [f"{quote(SNAPSHOT_ID)} VARCHAR NOT NULL",
                                f"{quote(ROW_IDX)} BIGINT NOT NULL",
                                f"{quote(S.USER_ID)} VARCHAR", f"{quote(ATTRIBUTES)} VARCHAR"]),
@@ -70,4 +82,19 @@ def ddl() -> list[str]:
                                            f"{quote(SOURCE_ROW)} BIGINT",
                                            f"{quote(REASON)} VARCHAR"]),
         ]
+    for table, added in (("snapshots", _SNAPSHOT_ADDED), ("load_batches", _BATCH_ADDED)):
+        statements += [f"ALTER TABLE {quote(table)} ADD COLUMN IF NOT EXISTS {column}"
+                       for column in added]
     return statements
+
+
+def insert_row(table: str, values: dict[str, object]) -> tuple[str, list[object]]:
+    """Return an ``INSERT`` of one row naming its columns, and the values to bind.
+
+    Args:
+        table: the table.
+        values: column -> value.
+    """
+    columns = ", ".join(quote(c) for c in values)
+    marks = ", ".join("?" for _ in values)
+    return f"INSERT INTO {quote(table)} ({columns}) VALUES ({marks})", list(values.values())

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -157,17 +156,6 @@ def test_threshold_exceeded(messy_dir: Path) -> None:
     assert "items: 50.0% of 4 rows bad" in message
 
 
-def test_ml_latest_small_is_clean_and_fast(shared_data: Path) -> None:
-    data = load_dataset(shared_data / "ml-latest-small")
-    start = time.perf_counter()
-    result = validate_dataset(data, threshold=0.0)
-    elapsed = time.perf_counter() - start
-    assert result.success
-    assert result.dataset.interactions.height == 100836
-    assert result.dataset.items.height == 9742
-    assert elapsed < 10, f"validation took {elapsed:.1f}s"
-
-
 def test_data_docs_written_under_settings(messy_dir: Path, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RECSYS_HOME", str(tmp_path / "home"))
@@ -179,3 +167,43 @@ def test_data_docs_written_under_settings(messy_dir: Path, tmp_path: Path,
     assert list((result.data_docs.parent / "validations").rglob("*.html"))
     assert result.summary == plain.summary
     assert result.quarantine["interactions"].equals(plain.quarantine["interactions"])
+
+
+def test_row_count_bounds_are_table_checks() -> None:
+    data = Dataset("bounded", interactions(GOOD), items(["i1", "i2"]))
+    result = validate_dataset(data, threshold=0.0, row_bounds={"interactions": (1, 2)})
+    assert not result.success
+    assert result.reports["interactions"].table_failures[0].expectation == (
+        "expect_table_row_count_to_be_between")
+    with pytest.raises(DataError, match=r"interactions: table checks failed"):
+        result.raise_if_failed()
+    empty_items = Dataset("no-items", interactions(GOOD[:1]), items(["i1"]).clear())
+    assert validate_dataset(empty_items, 0.0, row_bounds={"items": (0, None)},
+                            known_item_ids=["i1"]).success
+
+
+def test_event_values_and_lengths() -> None:
+    frame = interactions(GOOD).with_columns(pl.Series(S.EVENT, ["view", "x" * 65, "teleport"]))
+    loose = check_interactions(frame)
+    assert loose.bad_rows["_index"].to_list() == [1]
+    assert loose.bad_rows["reason"][0] == "expect_column_value_lengths_to_be_between(event)"
+    strict = check_interactions(frame, event_values={"view", "click"})
+    reasons = dict(zip(strict.bad_rows["_index"].to_list(), strict.bad_rows["reason"],
+                       strict=True))
+    assert reasons[2] == "expect_column_values_to_be_in_set(event)"
+    assert sorted(reasons) == [1, 2]
+
+
+def test_known_item_ids_extend_referential_integrity() -> None:
+    frame = interactions([*GOOD, ("u3", "old", ts(5), 2.0), ("u3", "gone", ts(6), 2.0)])
+    report = check_interactions(frame, items(["i1", "i2"]), known_item_ids=["old"])
+    assert report.bad_rows["_index"].to_list() == [4]
+    assert report.bad_rows["reason"][0] == "expect_column_values_to_be_in_set(item_id)"
+    assert check_interactions(frame, known_item_ids=["i1", "i2", "old", "gone"]).success
+
+
+def test_text_length_bound() -> None:
+    frame = items(["a", "b"]).with_columns(pl.Series(S.TEXT, ["ok", "x" * 100_001]))
+    report = check_items(frame)
+    assert report.bad_rows["_index"].to_list() == [1]
+    assert report.bad_rows["reason"][0] == "expect_column_value_lengths_to_be_between(text)"

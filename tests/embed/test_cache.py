@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -36,3 +38,35 @@ def test_persists_and_leaves_the_file_free_between_calls(tmp_path: Path) -> None
     again.clear("enc")
     assert again.count() == 0
     assert cache.get("enc", []) [0].shape == (0,)
+
+
+def test_works_while_other_code_holds_the_file_open(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    with duckdb.connect(str(path)) as warehouse:  # e.g. the warehouse module's connection
+        warehouse.execute("CREATE TABLE items AS SELECT 1 AS item_id")
+        cache = EmbeddingCache(path)
+        cache.put("enc", ["a"], np.ones((1, 3), dtype=np.float32))
+        assert cache.get("enc", ["a"])[0].all()
+        assert warehouse.execute("SELECT count(*) FROM embedding_cache").fetchone()[0] == 1
+
+
+def test_waits_for_another_process_holding_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "warehouse.duckdb"
+    cache = EmbeddingCache(path, lock_wait_s=20)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time\n"
+         f"con = duckdb.connect({str(path)!r})\n"
+         "print('locked', flush=True)\n"
+         "time.sleep(1.0)\n"
+         "con.close()\n"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(duckdb.IOException):
+            EmbeddingCache(path, lock_wait_s=0).count()
+        assert cache.put("enc", ["a"], np.ones((1, 2), dtype=np.float32)) == 1  # waits
+    finally:
+        holder.wait(timeout=30)
+    assert cache.count() == 1

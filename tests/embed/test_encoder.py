@@ -108,3 +108,16 @@ def test_quantize_none_never_measures(make_encoder: Callable[..., TextEncoder],
     encoder = make_encoder(quantize="none")
     encoder.encode(texts)
     assert encoder.numeric_path == "fp32" and encoder.calibration.sample_size == 0
+
+
+def test_forced_threads_are_kept(make_encoder: Callable[..., TextEncoder],
+                                 texts: list[str]) -> None:
+    before = torch.get_num_threads()
+    try:
+        encoder = make_encoder(threads=1)
+        encoder.encode(texts)
+        assert encoder.threads == 1 and encoder.calibration.threads == 1
+        assert torch.get_num_threads() == 1
+        assert "1 threads" in encoder.calibration.describe()
+    finally:
+        torch.set_num_threads(before)

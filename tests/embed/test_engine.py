@@ -4,13 +4,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
+from recsys_core.data.vocab import Vocabulary
 from recsys_core.embed import (
     EmbeddingCache,
     TextEncoder,
     embed_documents,
+    embed_items,
     embed_shard,
+    item_documents_for,
     plan_shards,
     run_embedding,
 )
@@ -89,3 +93,14 @@ def test_mapped_shards_then_collect(tmp_path: Path, make_encoder: Callable[..., 
     collector = make_encoder(quantize="none")
     assert embed_documents(texts, collector, cache).shape == (60, 32)
     assert collector.documents_encoded == 0
+
+
+def test_embed_items_in_vocabulary_order(tmp_path: Path,
+                                         make_encoder: Callable[..., TextEncoder]) -> None:
+    items = pl.DataFrame({"item_id": ["1", "2"], "title": ["toy story", "heat"],
+                          "categories": [["comedy"], ["crime", "thriller"]]})
+    vocab = Vocabulary(["2", "1"])
+    encoder = make_encoder(quantize="none")
+    vectors = embed_items(items, vocab, encoder, EmbeddingCache(tmp_path / "w.duckdb"))
+    expected = encoder.encode(item_documents_for(items, vocab))
+    assert vectors.shape == (2, 32) and np.allclose(vectors, expected, atol=1e-5)

@@ -11,7 +11,14 @@ import pytest
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
-from recsys_core.warehouse import Warehouse, build_features, snapshot_id
+from recsys_core.warehouse import (
+    FeatureConfig,
+    Features,
+    Warehouse,
+    build_features,
+    snapshot_id,
+    writes,
+)
 
 T0 = datetime(2020, 1, 1, tzinfo=UTC)
 
@@ -117,7 +124,7 @@ def test_failed_load_leaves_warehouse_unchanged(tmp_path: Path,
     wh = Warehouse(tmp_path / "wh.duckdb")
     wh.load(make_dataset())
     before = counts(wh.path)
-    original = Warehouse._insert
+    original = writes.insert
     calls = []
 
     def failing(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame,
@@ -127,7 +134,7 @@ def test_failed_load_leaves_warehouse_unchanged(tmp_path: Path,
             raise RuntimeError("injected failure")
         original(con, table, frame, constants)
 
-    monkeypatch.setattr(Warehouse, "_insert", staticmethod(failing))
+    monkeypatch.setattr(writes, "insert", failing)
     new = make_dataset()
     new = Dataset("changed", new.interactions.with_columns(pl.lit(2.0).alias(S.WEIGHT)),
                   new.items)
@@ -167,3 +174,134 @@ def test_build_features(tmp_path: Path) -> None:
     assert list(features.user_vocab.ids) == ["u1", "u2", "u3"]
     with pytest.raises(DataError):
         build_features(wh, "missing")
+
+
+def test_features_stats_and_id_maps(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    features = build_features(wh, wh.load(make_dataset()))
+    users = features.user_stats
+    assert users.columns == [S.USER_ID, "user_index", "n_interactions", "n_items", "weight_sum",
+                             "first_ts", "last_ts"]
+    assert users[S.USER_ID].to_list() == list(features.user_vocab.ids)
+    assert users["user_index"].to_list() == [0, 1, 2]
+    assert users["n_interactions"].to_list() == [2, 1, 1]
+    assert users["first_ts"][0] == T0 + timedelta(hours=1)
+    items = features.item_stats
+    assert items.columns == [S.ITEM_ID, "item_index", "n_interactions", "n_users", "weight_sum"]
+    assert items[S.ITEM_ID].to_list() == list(features.item_vocab.ids)
+    popularity = dict(zip(items[S.ITEM_ID], items["n_interactions"], strict=True))
+    assert popularity == {"i1": 2, "i2": 1, "i3": 1, "i4": 0}
+    weight = dict(zip(items[S.ITEM_ID], items["weight_sum"], strict=True))
+    assert weight["i1"] == pytest.approx(1.5) and weight["i4"] == 0.0
+
+
+def test_features_event_weights_and_time_decay(tmp_path: Path) -> None:
+    base = make_dataset()
+    inter = base.interactions.with_columns(
+        pl.Series(S.EVENT, ["purchase", None, "view", "play"]),
+        pl.Series(S.TS, [T0, T0 + timedelta(days=10), T0 + timedelta(days=20),
+                         T0 + timedelta(days=20)]))
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    snap = wh.load(Dataset("events", inter, base.items))
+    plain = build_features(wh, snap, FeatureConfig(event_weights={}))
+    weighted = build_features(wh, snap, FeatureConfig(event_weights={"purchase": 3.0,
+                                                                     "view": 0.5}))
+    decayed = build_features(wh, snap, FeatureConfig(event_weights={}, half_life_days=10))
+    order = [("u2", "i1"), ("u1", "i1"), ("u1", "i2"), ("u3", "i3")]
+
+    def weights(features: Features) -> list[float]:
+        rows = features.interactions.iter_rows(named=True)
+        found = {(r[S.USER_ID], r[S.ITEM_ID]): r[S.WEIGHT] for r in rows}
+        return [found[key] for key in order]
+
+    assert weights(plain) == pytest.approx([0.5, 1.0, 1.0, 1 + math.log(9)])
+    assert weights(weighted) == pytest.approx([1.5, 1.0, 0.5, 1 + math.log(9)])
+    assert weights(decayed) == pytest.approx([0.5 * 0.25, 0.5, 1.0, 1 + math.log(9)])
+    assert weights(build_features(wh, snap)) == weights(plain)  # neutral by default
+    assert FeatureConfig.model_validate(FeatureConfig(half_life_days=7).model_dump()) == \
+        FeatureConfig(half_life_days=7)
+    with pytest.raises(ValueError):
+        FeatureConfig(half_life_days=0)
+
+
+def increment() -> Dataset:
+    inter = pl.DataFrame({
+        S.USER_ID: ["u1", "u4", "u4", "u4"],
+        S.ITEM_ID: ["i1", "i5", "i1", "i5"],
+        S.TS: [T0 + timedelta(hours=1), T0 + timedelta(hours=5), T0 + timedelta(hours=6),
+               T0 + timedelta(hours=5)],
+        S.RATING: [4.0, None, 5.0, None],
+    })  # row 0 is already in the base, row 3 repeats row 1
+    items = pl.DataFrame({S.ITEM_ID: ["i5", "i1"], S.TITLE: ["Five", "One renamed"]})
+    return Dataset("increment", S.conform(inter, S.INTERACTIONS_SCHEMA),
+                   S.conform(items, S.ITEMS_SCHEMA))
+
+
+def test_append_dedupes_and_creates_a_child_snapshot(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    base = wh.load(make_dataset())
+    child = wh.append(increment(), make_quarantine())
+    assert child not in (base, None) and wh.latest_snapshot() == child
+    inter = wh.interactions(child)
+    assert inter.height == 4 + 2
+    assert inter.select(S.USER_ID, S.ITEM_ID, S.TS).is_duplicated().sum() == 0
+    items = wh.items(child)
+    assert sorted(items[S.ITEM_ID]) == ["i1", "i2", "i3", "i4", "i5"]
+    assert items.filter(pl.col(S.ITEM_ID) == "i1")[S.TITLE].item() == "One"  # existing wins
+    assert wh.interactions(base).height == 4  # the parent is untouched
+    snapshots = wh.snapshots()
+    assert snapshots.filter(pl.col("snapshot_id") == child)["parent_id"].item() == base
+    batch = wh.batches().row(-1, named=True)
+    assert (batch["parent_id"], batch["n_duplicate_interactions"],
+            batch["n_duplicate_items"]) == (base, 2, 1)
+    assert (batch["n_clean_interactions"], batch["n_quarantined_interactions"]) == (4, 1)
+    merged = Dataset("any", wh.interactions(child), wh.items(child))
+    assert snapshot_id(merged) == child
+    again = wh.append(increment())
+    assert again == child and wh.snapshots().height == 2  # nothing new: same snapshot
+    assert build_features(wh, child).item_stats.filter(
+        pl.col(S.ITEM_ID) == "i5")["n_interactions"].item() == 1
+
+
+def test_append_to_an_older_base_and_to_nothing(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    first = wh.append(make_dataset())  # an empty warehouse: a plain load
+    assert first == snapshot_id(make_dataset())
+    wh.append(increment())
+    other = wh.append(Dataset("x", increment().interactions.head(2), increment().items),
+                      base=first)
+    assert wh.interactions(other).height == 5
+    with pytest.raises(DataError, match="unknown snapshot"):
+        wh.append(increment(), base="nope")
+
+
+def test_failed_append_leaves_no_partial_batch(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    wh.load(make_dataset())
+    before = counts(wh.path)
+    original = writes.insert
+
+    def failing(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame,
+                constants: dict[str, str]) -> None:
+        if table == "raw_items":
+            raise RuntimeError("injected failure")
+        original(con, table, frame, constants)
+
+    monkeypatch.setattr(writes, "insert", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        wh.append(increment())
+    assert counts(wh.path) == before
+
+
+def test_older_warehouse_file_gains_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE snapshots (snapshot_id VARCHAR PRIMARY KEY, dataset VARCHAR "
+                "NOT NULL, created_at TIMESTAMPTZ NOT NULL, n_interactions BIGINT NOT NULL, "
+                "n_items BIGINT NOT NULL)")
+    con.close()
+    wh = Warehouse(path)
+    snap = wh.load(make_dataset())
+    assert wh.snapshots().filter(pl.col("snapshot_id") == snap)["parent_id"].item() is None
+    assert wh.append(increment()) != snap

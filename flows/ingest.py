@@ -1,0 +1,13 @@
+"""The ingestion flow: validate a dataset and load it into the warehouse."""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from tasks.ingest import ingest
+
+
+@flow(name="ingest")
+def ingest_flow(data: str = "synthetic", data_docs: bool = True) -> dict:
+    """Validate ``data`` and load its clean rows; returns the snapshot id and row counts."""
+    return ingest(data, data_docs)

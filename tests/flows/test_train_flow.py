@@ -1,0 +1,68 @@
+"""The training flow end to end on tiny synthetic data, under one Prefect test harness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from flows.train import train_flow
+from recsys_core.evaluation.metrics import metric_keys
+from recsys_core.training import TrainingConfig
+from tests.tiny_bert import build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(build_tiny_model(tmp_path_factory.mktemp("flow-bert")))
+
+
+@pytest.fixture(scope="module")
+def trained(prefect_harness, tiny_encoder: str, tmp_path_factory: pytest.TempPathFactory):
+    report_path = tmp_path_factory.mktemp("reports") / "r.json"
+    report = train_flow(data="synthetic:3000", protocol="stratified", k=5, encoder=tiny_encoder,
+                        trials=3, report_path=str(report_path))
+    return report, report_path
+
+
+def test_report_has_design_keys_every_source_and_fused(trained) -> None:
+    report, report_path = trained
+    assert {"dataset", "protocol", "k", "models", "segments", "fusion", "timings_s",
+            "registered"} <= set(report)
+    expected = {"fused", *TrainingConfig().sources}
+    assert set(report["models"]) == expected
+    for values in report["models"].values():
+        assert list(values) == list(metric_keys(5))
+    assert json.loads(Path(report_path).read_text())["models"] == report["models"]
+    assert set(report["fusion"]["weights"]) == set(TrainingConfig().fused_sources)
+    assert report["timings_s"]["embed"] > 0
+
+
+def test_fused_beats_popularity_on_synthetic_tastes(trained) -> None:
+    models = trained[0]["models"]
+    assert models["fused"]["ndcg@5"] > models["mostpop"]["ndcg@5"]
+
+
+def test_registered_pyfunc_loads_and_predicts(trained) -> None:
+    registered = trained[0]["registered"]
+    assert registered["name"] == "recsys-hybrid"
+    assert registered["promoted"] is True  # the first version becomes champion
+    model = mlflow.pyfunc.load_model(f"models:/recsys-hybrid/{registered['version']}")
+    out = model.predict(pd.DataFrame({"user_id": ["u1", "nobody"], "k": [3, 2]}))
+    assert list(out["user_id"]) == ["u1"] * 3 + ["nobody"] * 2
+    assert list(out["rank"]) == [1, 2, 3, 1, 2]
+    assert not out[out.user_id == "u1"]["fallback"].any()
+    assert out[out.user_id == "nobody"]["fallback"].all()
+
+
+def test_cli_reports_bad_data_dir_in_one_line(prefect_harness, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing here")
+    result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--no-register"])
+    assert result.exit_code == 2
+    message = result.output.strip().splitlines()[-1]
+    assert message.startswith("error:") and str(tmp_path) in message
