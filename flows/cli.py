@@ -39,9 +39,9 @@ def train(
     trials: Annotated[int | None, typer.Option(help="Fusion tuning trials.")] = None,
 ) -> None:
     """Run the whole training flow and print the metrics table."""
+    from flows.train import train_flow
     from recsys_core.data.errors import DataError
     from recsys_core.evaluation.report import render_text
-    from flows.train import train_flow
 
     try:
         result = train_flow(data=data, protocol=protocol, k=k, encoder=encoder,

@@ -21,6 +21,10 @@ from recsys_core.embed.encoder import TextEncoder
 log = logging.getLogger(__name__)
 
 DEFAULT_SHARD_SIZE = 2048
+"""Shard size for ``plan_shards`` when none is given."""
+BATCHES_PER_SHARD = 64
+"""``run_embedding``'s default shard: 64 of the encoder's batches (2048 texts on CPU, 32768 on
+a GPU), a few seconds of work per cache commit and progress report."""
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: documents embedded so far out of those the cache lacked."""
 
@@ -102,7 +106,7 @@ def run_embedding(
     texts: Sequence[str],
     encoder: TextEncoder,
     cache: EmbeddingCache | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE,
+    shard_size: int | None = None,
     progress: Progress | None = None,
 ) -> EmbeddingRun:
     """Embed ``texts``: cached vectors are read, the rest embedded shard by shard.
@@ -114,11 +118,13 @@ def run_embedding(
         texts: the documents.
         encoder: the encoder.
         cache: the embedding cache, or ``None`` to embed everything.
-        shard_size: most documents per shard (one cache commit and progress call each).
+        shard_size: most documents per shard (one cache commit and progress call each);
+            ``None``: ``BATCHES_PER_SHARD`` of the encoder's batches.
         progress: called as ``progress(done, total)`` before the first and after each shard.
     """
     if isinstance(texts, str):
         raise TypeError("run_embedding takes a sequence of texts, not one string")
+    shard_size = shard_size or encoder.batch_size * BATCHES_PER_SHARD
     if shard_size < 1:
         raise ValueError("shard_size must be positive")
     started = time.perf_counter()
@@ -152,7 +158,7 @@ def embed_documents(
     texts: Sequence[str],
     encoder: TextEncoder,
     cache: EmbeddingCache | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE,
+    shard_size: int | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Embed ``texts`` through the cache: float32 (len(texts), dim), aligned with ``texts``.
@@ -161,7 +167,8 @@ def embed_documents(
         texts: the documents.
         encoder: the encoder.
         cache: the embedding cache, or ``None`` to embed everything.
-        shard_size: most documents per shard (one cache commit and progress call each).
+        shard_size: most documents per shard (one cache commit and progress call each);
+            ``None``: ``BATCHES_PER_SHARD`` of the encoder's batches.
         progress: called as ``progress(done, total)`` before the first and after each shard.
     """
     return run_embedding(texts, encoder, cache, shard_size, progress).embeddings

@@ -13,7 +13,7 @@ from recsys_core.data.vocab import Vocabulary
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.documents import DocumentTemplate, item_documents
 from recsys_core.embed.encoder import TextEncoder
-from recsys_core.embed.engine import DEFAULT_SHARD_SIZE, Progress, embed_documents
+from recsys_core.embed.engine import Progress, embed_documents
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def embed_items(
     cache: EmbeddingCache | None = None,
     template: DocumentTemplate | None = None,
     tags: Mapping[str, Sequence[str]] | None = None,
-    shard_size: int = DEFAULT_SHARD_SIZE,
+    shard_size: int | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Embed every vocabulary item's document: float32 (len(vocabulary), d), L2-normalised.
@@ -66,7 +66,7 @@ def embed_items(
         cache: the embedding cache.
         template: the document template.
         tags: item_id -> tags.
-        shard_size: most documents per shard.
+        shard_size: most documents per shard (``None``: the engine's default).
         progress: ``progress(done, total)`` per shard.
     """
     documents = item_documents_for(items, vocabulary, template, tags)

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from recsys_core.data.interactions import InteractionData
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.encoder import TextEncoder
-from recsys_core.embed.engine import DEFAULT_SHARD_SIZE, Progress, embed_documents
+from recsys_core.embed.engine import Progress, embed_documents
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def embed_user_behaviour(
     cache: EmbeddingCache | None = None,
     max_items: int = 20,
     order: Order = "recent",
-    shard_size: int = DEFAULT_SHARD_SIZE,
+    shard_size: int | None = None,
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Embed each user's behaviour text (see ``user_documents``).
@@ -68,7 +68,7 @@ def embed_user_behaviour(
         cache: the embedding cache (user documents are keyed by content like any other).
         max_items: most titles per user.
         order: ``recent`` or ``strongest``.
-        shard_size: most documents per shard.
+        shard_size: most documents per shard (``None``: the engine's default).
         progress: ``progress(done, total)`` per shard.
 
     Returns:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer
 
 from recsys_core.embed import TextEncoder
+from recsys_core.embed import encoder as encoder_module
 
 
 def plain_loop(encoder: TextEncoder, texts: list[str], batch_size: int = 8) -> np.ndarray:
@@ -74,7 +75,9 @@ def test_pooling_modes_differ(make_encoder: Callable[..., TextEncoder], texts: l
 
 
 def test_auto_calibration_measures_and_keeps_a_faithful_path(
-        make_encoder: Callable[..., TextEncoder], texts: list[str]) -> None:
+        make_encoder: Callable[..., TextEncoder], texts: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(encoder_module, "CALIBRATION_MIN_TEXTS", 32)
     encoder = make_encoder()
     encoder.encode(texts[:3])  # too few texts to measure: fp32, no decision yet
     assert encoder.calibration is None and encoder.numeric_path == "fp32"
@@ -115,6 +118,7 @@ def test_forced_threads_are_kept(make_encoder: Callable[..., TextEncoder],
     before = torch.get_num_threads()
     try:
         encoder = make_encoder(threads=1)
+        encoder.calibrate(texts)
         encoder.encode(texts)
         assert encoder.threads == 1 and encoder.calibration.threads == 1
         assert torch.get_num_threads() == 1

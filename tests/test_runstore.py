@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from data_checks.runner import validate_dataset
+from recsys_core.data import schema as S
+from recsys_core.data.synthetic import SyntheticConfig, generate
+from recsys_core.runstore import RunStore, run_key
+from recsys_core.warehouse.features import build_features
+from recsys_core.warehouse.store import Warehouse
+
+
+@pytest.fixture(scope="module")
+def features(tmp_path_factory: pytest.TempPathFactory):
+    data = generate(SyntheticConfig(n_users=120, n_items=80, n_interactions=2400, seed=3))
+    result = validate_dataset(data, 0.2)
+    warehouse = Warehouse(tmp_path_factory.mktemp("wh") / "w.duckdb")
+    return build_features(warehouse, warehouse.load(result.dataset, result.quarantine))
+
+
+def _pairs(frame: pl.DataFrame) -> set[tuple[str, str]]:
+    return set(frame.select(S.USER_ID, S.ITEM_ID).iter_rows())
+
+
+@pytest.mark.parametrize("protocol", ["stratified", "temporal", "leave_last", "cold_items"])
+def test_parts_never_leak_into_each_other(features, tmp_path, protocol: str) -> None:
+    store = RunStore.prepare(features, protocol, 42, tmp_path)
+    train, test = _pairs(store.frame("train")), _pairs(store.frame("test"))
+    fit, valid = _pairs(store.frame("fit")), _pairs(store.frame("valid"))
+    assert test and valid
+    assert not train & test and not fit & valid
+    assert fit | valid == train  # validation is carved from train only
+    assert not (fit | valid) & test
+    if protocol == "cold_items":
+        test_items = {i for _, i in test}
+        assert not test_items & {i for _, i in train}
+
+
+def test_run_folder_is_stable_and_data_uses_the_run_vocabularies(features, tmp_path) -> None:
+    a = RunStore.prepare(features, "stratified", 42, tmp_path)
+    assert a.folder.name == run_key(features.snapshot_id, "stratified", 42)
+    assert a.folder != RunStore.prepare(features, "stratified", 43, tmp_path).folder
+    data = a.data("fit")
+    assert data.users == features.user_vocab and data.items == features.item_vocab
+    assert data.matrix.nnz == a.frame("fit").select(S.USER_ID, S.ITEM_ID).unique().height
+    assert data.item_embeddings is None
+
+
+def test_embeddings_are_stored_per_encoder_without_leftovers(features, tmp_path) -> None:
+    store = RunStore.prepare(features, "stratified", 42, tmp_path)
+    vectors = np.random.default_rng(0).random((len(features.item_vocab), 4), dtype=np.float32)
+    path_a = store.save_embeddings(vectors, "encoder-a")
+    path_b = store.save_embeddings(vectors * 2, "encoder-b")
+    assert path_a != path_b
+    np.testing.assert_array_equal(store.data("train", path_a).item_embeddings, vectors)
+    assert not list(store.folder.rglob(".*.tmp"))

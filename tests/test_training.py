@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from recsys_core.scoring import ScorerConfig
+from recsys_core.training import BASELINES, SOURCES, TrainingConfig, make_source
+
+
+def test_every_source_builds_from_its_own_config_class() -> None:
+    for name, cls in SOURCES.items():
+        scorer = make_source(name)
+        assert type(scorer) is cls and scorer.name == name
+        assert isinstance(scorer.config, ScorerConfig)
+        assert type(scorer.config) is cls.config_class()
+
+
+def test_make_source_validates_params() -> None:
+    assert make_source("als", {"factors": 8}).config.factors == 8
+    with pytest.raises(ValidationError):
+        make_source("als", {"no_such_field": 1})
+
+
+def test_training_config_round_trips_and_rejects_unknown_names() -> None:
+    config = TrainingConfig(protocol="leave_last", k=5, sources={"als": {"factors": 4},
+                                                                 "mostpop": {}})
+    assert TrainingConfig.model_validate(config.model_dump()) == config
+    assert config.fused_sources == ["als"] and "mostpop" in BASELINES
+    with pytest.raises(ValidationError, match="unknown protocol"):
+        TrainingConfig(protocol="random")
+    with pytest.raises(ValidationError, match="unknown sources"):
+        TrainingConfig(sources={"magic": {}})
