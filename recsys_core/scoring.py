@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict
 
 from recsys_core.data.interactions import InteractionData
@@ -54,6 +55,69 @@ class Scores:
     values: np.ndarray
 
 
+@dataclass(frozen=True, eq=False)
+class History:
+    """Pseudo-users known only by the items they touched: the input of fold-in scoring.
+
+    Build it with ``History.of``. Item indices are internal (``Scorer.fold_in`` takes IDs).
+
+    Args:
+        sequences: per row, item indices oldest first (repeats kept, for sequence models).
+        weights: per row, a weight per entry of ``sequences``.
+        matrix: CSR (rows, n_items) of summed weights, what collaborative sources read.
+    """
+
+    sequences: list[np.ndarray]
+    weights: list[np.ndarray]
+    matrix: sp.csr_matrix
+
+    @classmethod
+    def of(cls, sequences: Sequence[np.ndarray], n_items: int,
+           weights: Sequence[np.ndarray] | None = None) -> History:
+        """Histories from item-index sequences (oldest first); weights default to 1.
+
+        Args:
+            sequences: item indices per row, each in ``0..n_items-1``.
+            n_items: catalogue size.
+            weights: a weight per entry of each sequence.
+        """
+        seqs = [np.asarray(s, dtype=np.int64).ravel() for s in sequences]
+        if weights is None:
+            wts = [np.ones(len(s), dtype=np.float32) for s in seqs]
+        else:
+            wts = [np.asarray(w, dtype=np.float32).ravel() for w in weights]
+            if [len(w) for w in wts] != [len(s) for s in seqs]:
+                raise ValueError("weights must align with sequences")
+        lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+        flat = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
+        if flat.size and (flat.min() < 0 or flat.max() >= n_items):
+            raise ValueError(f"item indices must lie in 0..{n_items - 1}")
+        rows = np.repeat(np.arange(len(seqs)), lengths)
+        values = np.concatenate(wts) if wts else np.zeros(0, dtype=np.float32)
+        matrix = sp.csr_matrix((values, (rows, flat)), shape=(len(seqs), n_items),
+                               dtype=np.float32)
+        matrix.sum_duplicates()
+        matrix.sort_indices()
+        return cls(seqs, wts, matrix)
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def ages(self) -> np.ndarray:
+        """Per stored entry of ``matrix`` (CSR order): how many distinct items came later.
+
+        The most recent item has age 0, as ``interaction_ages`` counts for training data.
+        """
+        out = np.zeros(self.matrix.nnz, dtype=np.int64)
+        for row, seq in enumerate(self.sequences):
+            start, end = self.matrix.indptr[row], self.matrix.indptr[row + 1]
+            last = {int(item): pos for pos, item in enumerate(seq)}
+            newest_first = sorted(last, key=last.__getitem__, reverse=True)
+            age = {item: rank for rank, item in enumerate(newest_first)}
+            out[start:end] = [age[int(i)] for i in self.matrix.indices[start:end]]
+        return out
+
+
 C = TypeVar("C", bound=ScorerConfig)
 
 
@@ -62,6 +126,8 @@ class Scorer(ABC, Generic[C]):
 
     Subclasses set ``name`` and implement ``_fit`` and ``_score``; the base maps IDs to
     indices, so unknown users get NaN rows and no index ever crosses the public API.
+    Sources that can score a user from a list of items (fold-in: users unknown at training
+    time, or a session's recent items) also implement ``_fold_in``.
     """
 
     name: ClassVar[str]
@@ -124,8 +190,47 @@ class Scorer(ABC, Generic[C]):
         """Scores (len(user_index), n_items) for known user rows; internal fast path."""
         return np.asarray(self._score(np.asarray(user_index, dtype=np.int64)), dtype=np.float32)
 
+    def fold_in(self, histories: Sequence[Sequence[str]],
+                weights: Sequence[Sequence[float]] | None = None) -> Scores:
+        """Score pseudo-users the model never saw, from the items they touched (fold-in).
+
+        Args:
+            histories: per pseudo-user, item IDs oldest first; unknown IDs are ignored.
+            weights: per pseudo-user, a weight per item ID (1 when ``None``).
+
+        Returns:
+            Scores whose ``users`` are the row positions as strings; NaN rows where the
+            source cannot fold in or a history holds no known item.
+        """
+        if not self.is_trained():
+            raise RuntimeError(f"{type(self).__name__} is not trained")
+        index = [self.items.index(list(h)) for h in histories]
+        sequences = [i[i >= 0] for i in index]
+        kept = None if weights is None else [
+            np.asarray(w, dtype=np.float32)[i >= 0] for w, i in zip(weights, index, strict=True)]
+        values = self.fold_in_indices(History.of(sequences, len(self.items), kept))
+        return Scores(np.array([str(r) for r in range(len(index))], dtype=object), self.items,
+                      values)
+
+    def fold_in_indices(self, history: History) -> np.ndarray:
+        """Fold-in scores (len(history), n_items); internal fast path of ``fold_in``.
+
+        Args:
+            history: the pseudo-users, over this scorer's item indices.
+        """
+        if not self.is_trained():
+            raise RuntimeError(f"{type(self).__name__} is not trained")
+        values = self._fold_in(history)
+        if values is None:
+            return np.full((len(history), len(self.items)), np.nan, dtype=np.float32)
+        return np.asarray(values, dtype=np.float32)
+
     @abstractmethod
     def _fit(self, data: InteractionData, options: TrainOptions) -> None: ...
 
     @abstractmethod
     def _score(self, user_index: np.ndarray) -> np.ndarray: ...
+
+    def _fold_in(self, history: History) -> np.ndarray | None:
+        """Source hook: scores for pseudo-users; ``None`` (the default) = cannot fold in."""
+        return None

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from recsys_core.cf.warm import mask_cold, warm_items, warm_users
 from recsys_core.data.interactions import InteractionData
-from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
+from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -128,3 +128,12 @@ class EASE(Scorer[EASEConfig]):
         scores = np.full((len(user_index), len(self.warm_items)), np.nan, dtype=np.float32)
         scores[:, self.warm_items] = self.user_items[user_index] @ self.weights
         return mask_cold(scores, self.warm_users[user_index])
+
+    def _fold_in(self, history: History) -> np.ndarray:
+        rows = sp.csr_matrix(history.matrix[:, self.warm_items], dtype=np.float32)
+        if self.config.binarize:
+            rows.data = np.ones_like(rows.data)
+        rows.eliminate_zeros()
+        scores = np.full((len(history), len(self.warm_items)), np.nan, dtype=np.float32)
+        scores[:, self.warm_items] = rows @ self.weights
+        return mask_cold(scores, np.diff(rows.indptr) > 0)

@@ -17,9 +17,10 @@ import scipy.sparse as sp
 from pydantic import Field
 
 from recsys_core.cf import backend
+from recsys_core.cf.fold_in import als_gram, als_user_factors
 from recsys_core.cf.warm import mask_cold, warm_items, warm_users
 from recsys_core.data.interactions import InteractionData
-from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
+from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,27 @@ class ALS(FactorScorer[ALSConfig]):
         log.info("ALS: %d x %d, %d factors in %.2fs", data.n_users, data.n_items, c.factors,
                  time.perf_counter() - start)
 
+    def fold_in_factors(self, matrix: sp.csr_matrix, item_factors: np.ndarray | None = None
+                        ) -> np.ndarray:
+        """User factors for rows of interaction weights, by ALS's own least-squares step.
+
+        Args:
+            matrix: CSR (n, n_items) weights on the training weights' scale.
+            item_factors: factors the history items are read from (default: this ALS's);
+                the shared Gram part always comes from this ALS's factors.
+        """
+        cached = getattr(self, "_gram", None)  # (factors it was built from, Gram)
+        if cached is None or cached[0] is not self.item_factors:
+            cached = self._gram = (self.item_factors,
+                                   als_gram(self.item_factors, self.config.regularization))
+        gram = cached[1]
+        factors = self.item_factors if item_factors is None else item_factors
+        return als_user_factors(factors, gram, matrix, self.config.alpha)
+
+    def _fold_in(self, history: History) -> np.ndarray:
+        scores = self.fold_in_factors(history.matrix) @ self.item_factors.T
+        return mask_cold(scores, _touches(history.matrix, self.warm_items), self.warm_items)
+
 
 class BPR(FactorScorer[BPRConfig]):
     """Implicit BPR; the item bias rides in the last factor column (user side holds 1).
@@ -189,3 +211,14 @@ class ItemKNN(Scorer[ItemKNNConfig]):
         rows = self.user_items[user_index]
         scores = np.asarray((rows @ self.similarity).toarray(), dtype=np.float32)
         return mask_cold(scores, np.diff(rows.indptr) > 0, self.warm_items)
+
+    def _fold_in(self, history: History) -> np.ndarray:
+        rows = sp.csr_matrix(history.matrix, dtype=np.float32)
+        scores = np.asarray((rows @ self.similarity).toarray(), dtype=np.float32)
+        # a history may hold only cold items (training rows never do): CF cannot score it
+        return mask_cold(scores, _touches(rows, self.warm_items), self.warm_items)
+
+
+def _touches(rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
+    """Which rows hold a non-zero entry in one of the masked ``items`` (CF can score them)."""
+    return np.asarray((rows != 0).astype(np.int64) @ items.astype(np.int64)).ravel() > 0

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_core.data.interactions import InteractionData
-from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
+from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +42,6 @@ class MostPop(Scorer[MostPopConfig]):
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.popularity, (len(user_index), len(self.popularity))).copy()
+
+    def _fold_in(self, history: History) -> np.ndarray:
+        return np.broadcast_to(self.popularity, (len(history), len(self.popularity))).copy()

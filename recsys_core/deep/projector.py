@@ -25,7 +25,7 @@ from recsys_core.deep.torch_utils import (
     seeded,
     torch_threads,
 )
-from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
+from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,13 @@ class ContentProjector(Scorer[ContentProjectorConfig]):
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         scores = self.als.user_factors[user_index] @ self.item_factors.T
         return mask_cold(scores, self.als.warm_users[user_index])
+
+    def _fold_in(self, history: History) -> np.ndarray:
+        # ALS's user step, reading history items from this model's factors: a cold item in
+        # the history counts through its projected vector.
+        factors = self.als.fold_in_factors(history.matrix, self.item_factors)
+        scores = factors @ self.item_factors.T
+        return mask_cold(scores, np.diff(history.matrix.indptr) > 0)
 
     def _trained_als(self, data: InteractionData, options: TrainOptions) -> ALS:
         if self.als is None or not self.als.is_trained():

@@ -11,7 +11,7 @@ from pydantic import Field
 from recsys_core.data.interactions import InteractionData
 from recsys_core.deep.sequences import interaction_ages
 from recsys_core.deep.torch_utils import require_embeddings, unit_rows
-from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
+from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,19 @@ class TextSimilarity(Scorer[TextSimilarityConfig]):
                  self.item_vectors.shape[1])
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
-        profiles = self.profiles[user_index]
+        return self._cosine(self.profiles[user_index])
+
+    def _fold_in(self, history: History) -> np.ndarray:
+        matrix = history.matrix
+        weights = (matrix.data.astype(np.float32) if self.config.use_weights
+                   else np.ones(matrix.nnz, dtype=np.float32))
+        if self.config.half_life is not None:
+            ages = history.ages().astype(np.float32)
+            weights = weights * np.power(0.5, ages / self.config.half_life, dtype=np.float32)
+        weighted = sp.csr_matrix((weights, matrix.indices, matrix.indptr), shape=matrix.shape)
+        return self._cosine(unit_rows(weighted @ self.item_vectors))
+
+    def _cosine(self, profiles: np.ndarray) -> np.ndarray:
         scores = profiles @ self.item_vectors.T
         scores[~np.any(profiles != 0, axis=1)] = np.nan
         return scores

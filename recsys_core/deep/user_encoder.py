@@ -27,7 +27,7 @@ from recsys_core.deep.torch_utils import (
     seeded,
     torch_threads,
 )
-from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
+from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,7 @@ class UserEncoder(Scorer[UserEncoderConfig]):
         self.net: SequenceNet | None = None
         self.user_vectors: np.ndarray | None = None
         self.item_vectors: np.ndarray | None = None
+        self.input_vectors: np.ndarray | None = None
         self.warm_users: np.ndarray | None = None
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
@@ -147,6 +148,7 @@ class UserEncoder(Scorer[UserEncoderConfig]):
             with torch.no_grad():
                 self.user_vectors = _encode(net, table, sequences, c, device)
                 self.item_vectors = net.items(table[:-1]).cpu().numpy()
+                self.input_vectors = net.input_map(table[:-1]).cpu().numpy()
         self.net = net.cpu()
         log.info("UserEncoder: %d epochs over %d users in %.2fs", epochs, data.n_users,
                  time.perf_counter() - start)
@@ -154,6 +156,24 @@ class UserEncoder(Scorer[UserEncoderConfig]):
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         scores = self.user_vectors[user_index] @ self.item_vectors.T
         scores[~self.warm_users[user_index]] = np.nan
+        return scores
+
+    def _fold_in(self, history: History) -> np.ndarray | None:
+        if getattr(self, "input_vectors", None) is None:  # pickled before fold-in existed
+            return None
+        sequences = [s[-self.config.max_len:] for s in history.sequences]
+        rows = [r for r, s in enumerate(sequences) if len(s)]
+        scores = np.full((len(history), len(self.item_vectors)), np.nan, dtype=np.float32)
+        if not rows:
+            return scores
+        # Right padding with any item is harmless: the GRU is causal and each row's state is
+        # read at its own last position.
+        index, lengths = pad([sequences[r] for r in rows], max(len(sequences[r]) for r in rows),
+                             0)
+        with torch.no_grad():
+            states = self.net.run(torch.from_numpy(self.input_vectors)[torch.from_numpy(index)])
+            users = states[torch.arange(len(rows)), torch.from_numpy(lengths - 1)].numpy()
+        scores[rows] = users @ self.item_vectors.T
         return scores
 
 

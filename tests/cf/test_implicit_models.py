@@ -8,8 +8,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 import threadpoolctl
 
+from recsys_core.cf import backend
 from recsys_core.cf.implicit_models import (
     ALS,
     BPR,
@@ -112,3 +114,32 @@ def test_seed_changes_factors() -> None:
     a = ALS(ALSConfig(factors=8)).train(data, TrainOptions(seed=1)).item_factors
     b = ALS(ALSConfig(factors=8)).train(data, TrainOptions(seed=2)).item_factors
     assert not np.array_equal(a, b)
+
+
+def test_to_numpy_copies_gpu_style_matrices() -> None:
+    class FakeGpuMatrix:
+        def to_numpy(self) -> np.ndarray:
+            return np.ones((2, 3), dtype=np.float64)
+
+    out = backend.to_numpy(FakeGpuMatrix())
+    assert out.dtype == np.float32 and out.shape == (2, 3)
+
+
+def test_cuda_request_without_cuda_falls_back_to_the_same_cpu_model() -> None:
+    if backend.use_gpu("cuda"):
+        pytest.skip("implicit has CUDA here")
+    data = checkerboard().data
+    cpu = ALS(ALSConfig(factors=8)).train(data, TrainOptions(seed=1, device="cpu"))
+    cuda = ALS(ALSConfig(factors=8)).train(data, TrainOptions(seed=1, device="cuda"))
+    np.testing.assert_array_equal(cpu.item_factors, cuda.item_factors)
+
+
+@pytest.mark.gpu
+def test_gpu_factors_come_back_as_numpy() -> None:
+    if not backend.use_gpu("cuda"):
+        pytest.skip("implicit has no CUDA here")
+    data = checkerboard().data
+    for model in (ALS(ALSConfig(factors=8)), BPR(BPRConfig(factors=8, iterations=5))):
+        model.train(data, TrainOptions(seed=1, device="cuda"))
+        assert type(model.item_factors) is np.ndarray
+        assert b"implicit." not in pickle.dumps(model)
