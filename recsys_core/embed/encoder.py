@@ -8,8 +8,9 @@ Speed comes from three things, each measured rather than assumed:
   quantisation on CPUs (kept only when it is faster *and* its vectors stay within
   ``min_fidelity`` cosine of fp32 on a sample of the texts at hand);
 - large batches on GPUs; on CPUs, torch threads set to the cores this process may use (and,
-  unless ``threads`` is set, checked against a single thread: on a CPU shared with other busy
-  processes, one thread that is never kept waiting beats a team that waits on each other).
+  unless ``threads`` is set and when the load average says the CPU is oversubscribed, checked
+  against a single thread: on a CPU shared with other busy processes, one thread that is never
+  kept waiting can beat a team whose every op waits for its slowest member).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,11 +49,13 @@ log = logging.getLogger(__name__)
 NUMERIC_PATHS = ("fp32", "bf16", "fp16", "int8")
 CALIBRATION_MIN_TEXTS = 1024
 """An ``encode`` call with fewer texts uses fp32 and leaves the choice for a bigger call
-(measuring costs about 350 encodings: it pays off from about a thousand texts)."""
+(measuring costs 150 to 400 encodings: it pays off from about a thousand texts)."""
 CALIBRATION_SAMPLE = 64
 """Texts (spread over token lengths) each candidate path is timed and checked on."""
 CALIBRATION_ROUNDS = 2
-"""Timing rounds per path (the best counts)."""
+"""Most timing rounds per path (the best counts); a second only when the first is close."""
+CLEAR_WIN = 1.3
+"""A path this much faster than the runner-up in the first round is chosen at once."""
 TOKENS_PER_TEXT_BUDGET = 128
 """A batch holds at most ``batch_size * TOKENS_PER_TEXT_BUDGET`` padded tokens."""
 _DEFAULT_BATCH = {"cpu": 32, "cuda": 512, "mps": 128}
@@ -270,6 +274,9 @@ class TextEncoder:
                 started = time.perf_counter()
                 vectors[path] = self._run(sample, path)
                 elapsed[path] = min(elapsed[path], time.perf_counter() - started)
+            ranked = sorted(elapsed.values())
+            if len(ranked) < 2 or ranked[0] * CLEAR_WIN < ranked[1]:
+                break  # a clear winner: another round would not change the choice
         speeds = {path: len(sample) / max(seconds, 1e-9) for path, seconds in elapsed.items()}
         fidelities.update({path: _least_cosine(vectors[path], vectors["fp32"]) for path in timed})
         kept = [p for p in speeds if fidelities[p] >= self.config.min_fidelity]
@@ -281,7 +288,8 @@ class TextEncoder:
                             self.config.min_fidelity)
         else:
             choice = max(kept, key=speeds.__getitem__)
-        if self.device.type == "cpu" and self.config.threads is None and self.threads > 1:
+        if (self.device.type == "cpu" and self.config.threads is None and self.threads > 1
+                and _cpu_busy(self.threads)):
             self._calibrate_threads(sample, choice, elapsed[choice])
         for path in list(self._models):
             if path not in ("fp32", choice):
@@ -355,6 +363,14 @@ class TextEncoder:
                     vectors = F.normalize(vectors, dim=-1)
                 out[torch.from_numpy(index).to(self.device)] = vectors.float()
         return out.cpu().numpy()
+
+
+def _cpu_busy(cores: int) -> bool:
+    """Whether the last minute's load average says other processes compete for the cores."""
+    try:
+        return os.getloadavg()[0] > cores
+    except OSError:  # not available on this platform: measure anyway
+        return True
 
 
 def _length_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
