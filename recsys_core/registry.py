@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from recsys_core.config import Settings
-from recsys_core.model.hybrid import HybridRecommender
+from recsys_core.model.hybrid import HybridRecommender, read_meta
+from recsys_core.model.plots import report_plots
 from recsys_core.model.pyfunc import ARTIFACT_KEY, HybridPyfunc, signature
 
 log = logging.getLogger(__name__)
@@ -22,6 +26,12 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "recsys-hybrid"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+REQUIRED_TAGS = ("snapshot_id", "validation", "git_commit", "dataset", "protocol", "encoder")
+"""Tags every version carries ("unknown" when the caller could not say)."""
+EVAL_RUN_TAG = "eval_run"
+"""Version tag: the run folder whose train/test parts the version was evaluated on."""
+Client = MlflowClient
+"""The MLflow client type, for modules that must not import mlflow themselves."""
 
 
 @dataclass(frozen=True)
@@ -62,38 +72,88 @@ def flatten(prefix: str, value: Any) -> dict[str, Any]:
     return {prefix: value}
 
 
-def register(model: HybridRecommender, model_dir: Path, report: dict, params: dict,
-             tags: dict[str, str], settings: Settings) -> RegisteredVersion:
-    """Log a run (params, metrics, report, pyfunc) and register it as a new version.
-
-    The new version gets the ``challenger`` alias. If anything fails after the version was
-    created, the version is deleted and the run marked failed, so the registry never holds a
-    half-written version.
+def version_tags(model: HybridRecommender, report: dict, tags: dict[str, str],
+                 eval_run: str | None = None) -> dict[str, str]:
+    """The tags of a new version: the caller's, plus defaults from the report and model.
 
     Args:
-        model: the trained recommender (for the signature and input example).
-        model_dir: folder written by ``HybridRecommender.save``.
+        model: the recommender (its encoder reference).
+        report: the evaluation report (dataset, protocol, k).
+        tags: the caller's tags (snapshot id, validation, git commit...); they win.
+        eval_run: the run folder holding the evaluation data, if any.
+    """
+    out = {"dataset": str(report.get("dataset", "unknown")),
+           "protocol": str(report.get("protocol", "unknown")),
+           "k": str(report.get("k", 10)), "encoder": model.encoder or "none"}
+    if eval_run:
+        out[EVAL_RUN_TAG] = str(eval_run)
+    out.update({key: str(value) for key, value in tags.items()})
+    for key in REQUIRED_TAGS:
+        out.setdefault(key, "unknown")
+    return out
+
+
+def report_metrics(report: dict) -> dict[str, float]:
+    """MLflow metrics of a report; null (NaN) values are left out.
+
+    Keys: ``model/metric`` over all users, ``segment/model/metric`` for the other segments.
+
+    Args:
+        report: the evaluation report.
+    """
+    metrics = {metric_key(f"{source}/{metric}"): value
+               for source, values in report.get("models", {}).items()
+               for metric, value in values.items()}
+    for segment, table in report.get("segments", {}).items():
+        if segment == "all":
+            continue
+        metrics.update({metric_key(f"{segment}/{source}/{metric}"): value
+                        for source, values in table.items() for metric, value in values.items()})
+    return {key: float(value) for key, value in metrics.items()
+            if value is not None and math.isfinite(float(value))}
+
+
+def register(model: HybridRecommender, model_dir: Path, report: dict, params: dict,
+             tags: dict[str, str], settings: Settings, eval_run: str | Path | None = None
+             ) -> RegisteredVersion:
+    """Log a run (params, metrics, report, plots, pyfunc) and register it as a new version.
+
+    The new version gets the ``challenger`` alias and the tags of ``version_tags``. A model
+    without an encoder reference takes the ``encoder`` tag as its own (so that the served
+    model can embed text queries). If anything fails after the version was created, the
+    version is deleted and the run marked failed, so the registry never holds a half-written
+    version.
+
+    Args:
+        model: the trained recommender.
+        model_dir: folder written by ``HybridRecommender.save`` (its metadata is kept).
         report: the evaluation report (DESIGN.md keys).
         params: configs to log, nested dicts allowed.
         tags: run and version tags (snapshot id, dataset, protocol, git commit...).
         settings: project settings.
+        eval_run: the run folder with the train/test parts the report was measured on; the
+            promotion compares challenger and champion on them.
     """
+    if model.encoder is None and tags.get("encoder"):
+        model = copy.copy(model)
+        model.encoder = str(tags["encoder"])
+    tags = version_tags(model, report, tags, None if eval_run is None else str(eval_run))
     mlc = client(settings)
     name = settings.model_name
     version: ModelVersion | None = None
-    with mlflow.start_run(tags=tags) as run:
+    with mlflow.start_run(tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
         try:
             for key, value in flatten("", params).items():
                 mlflow.log_param(key[:250], str(value)[:6000])
-            metrics = {metric_key(f"{source}/{metric}"): float(value)
-                       for source, values in report["models"].items()
-                       for metric, value in values.items()}
-            mlflow.log_metrics(metrics)
+            mlflow.log_metrics(report_metrics(report))
             mlflow.log_dict(report, "report.json")
+            for file, figure in report_plots(report).items():
+                mlflow.log_figure(figure, f"plots/{file}")
+            folder = model.save(Path(tmp) / "model", read_meta(model_dir))
             sig, example = signature(model)
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=HybridPyfunc(),
-                artifacts={ARTIFACT_KEY: str(model_dir)}, signature=sig,
+                artifacts={ARTIFACT_KEY: str(folder)}, signature=sig,
                 input_example=example, registered_model_name=name)
             version = mlc.get_model_version(name, str(info.registered_model_version))
             for key, value in tags.items():
@@ -138,8 +198,8 @@ def should_promote(challenger: float, champion: float | None, margin: float = 0.
 
 
 def promote(mlc: MlflowClient, name: str, version: str, challenger: float,
-            champion: float | None, margin: float = 0.0) -> bool:
-    """Apply the policy to ``version`` and record the decision on it.
+            champion: float | None, margin: float = 0.0, metric: str = "ndcg") -> bool:
+    """Apply the policy to ``version`` and record the decision and both scores on it.
 
     The previous champion is remembered in the tag ``previous_champion`` for rollback.
 
@@ -150,32 +210,120 @@ def promote(mlc: MlflowClient, name: str, version: str, challenger: float,
         challenger: its score on the shared evaluation data.
         champion: the champion's score on that data (None without a champion).
         margin: relative improvement required.
+        metric: the compared metric's name (recorded).
     """
     decision = should_promote(challenger, champion, margin)
     current = alias_version(mlc, name, CHAMPION)
-    mlc.set_model_version_tag(name, version, "promotion.challenger_score", f"{challenger:.6f}")
-    mlc.set_model_version_tag(name, version, "promotion.champion_score",
-                              "none" if champion is None else f"{champion:.6f}")
-    mlc.set_model_version_tag(name, version, "promotion.decision",
-                              "promoted" if decision else "refused")
+    tags = {"promotion.metric": metric, "promotion.margin": f"{margin:g}",
+            "promotion.challenger_score": f"{challenger:.6f}",
+            "promotion.champion_score": "none" if champion is None else f"{champion:.6f}",
+            "promotion.champion_version": "none" if current is None else str(current.version),
+            "promotion.decision": "promoted" if decision else "refused"}
+    for key, value in tags.items():
+        mlc.set_model_version_tag(name, version, key, value)
     if decision:
-        if current is not None:
+        if current is not None and str(current.version) != str(version):
             mlc.set_model_version_tag(name, version, "previous_champion", current.version)
         mlc.set_registered_model_alias(name, CHAMPION, version)
-    log.info("version %s %s (challenger %.4f vs champion %s)", version,
-             "promoted" if decision else "not promoted", challenger, champion)
+    log.info("version %s %s (challenger %s %.4f vs champion %s)", version,
+             "promoted" if decision else "not promoted", metric, challenger, champion)
     return decision
 
 
-def load_recommender(settings: Settings, alias: str) -> HybridRecommender | None:
-    """The ``HybridRecommender`` behind an alias of the registered model, or None.
+def ensure_champion(settings: Settings) -> ModelVersion:
+    """The champion version; when there is none yet, the first registered version becomes it.
 
     Args:
         settings: project settings (model name, tracking store).
-        alias: ``champion`` or ``challenger``.
+
+    Raises:
+        LookupError: nothing is registered under the model name.
     """
     mlc = client(settings)
-    if alias_version(mlc, settings.model_name, alias) is None:
+    name = settings.model_name
+    current = alias_version(mlc, name, CHAMPION)
+    if current is not None:
+        return current
+    versions = mlc.search_model_versions(f"name='{name}'")
+    if not versions:
+        raise LookupError(f"no version of model {name!r} is registered: run `recsys train` "
+                          "first")
+    first = min(versions, key=lambda v: int(v.version))
+    mlc.set_model_version_tag(name, first.version, "promotion.decision",
+                              "initial (first registered version)")
+    mlc.set_registered_model_alias(name, CHAMPION, first.version)
+    log.info("no champion yet: version %s (the first registered) becomes champion",
+             first.version)
+    return mlc.get_model_version(name, first.version)
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """A rollback of the champion alias.
+
+    Args:
+        from_version: the champion before.
+        to_version: the champion now (the one before ``from_version``).
+    """
+
+    from_version: str
+    to_version: str
+
+
+def rollback(settings: Settings) -> Rollback:
+    """Point ``champion`` back at the version that was champion before the current one.
+
+    Both versions are tagged (``rollback.replaced_by`` / ``rollback.restored_from``).
+
+    Args:
+        settings: project settings.
+
+    Raises:
+        LookupError: no champion, or the champion has no recorded previous champion.
+    """
+    mlc = client(settings)
+    name = settings.model_name
+    current = alias_version(mlc, name, CHAMPION)
+    if current is None:
+        raise LookupError(f"model {name!r} has no champion to roll back")
+    previous = current.tags.get("previous_champion")
+    if not previous:
+        raise LookupError(f"champion version {current.version} of {name!r} has no previous "
+                          "champion to roll back to")
+    try:
+        mlc.get_model_version(name, previous)
+    except MlflowException as error:
+        raise LookupError(f"previous champion version {previous} of {name!r} no longer "
+                          "exists") from error
+    mlc.set_registered_model_alias(name, CHAMPION, previous)
+    mlc.set_model_version_tag(name, current.version, "rollback.replaced_by", previous)
+    mlc.set_model_version_tag(name, previous, "rollback.restored_from", str(current.version))
+    log.info("rolled champion back from version %s to %s", current.version, previous)
+    return Rollback(str(current.version), str(previous))
+
+
+def model_uri(settings: Settings, alias_or_version: str) -> str:
+    """``models:/NAME@alias`` for an alias, ``models:/NAME/N`` for a version number.
+
+    Args:
+        settings: project settings (model name).
+        alias_or_version: ``champion``, ``challenger`` or a version number.
+    """
+    name = settings.model_name
+    if str(alias_or_version).isdigit():
+        return f"models:/{name}/{alias_or_version}"
+    return f"models:/{name}@{alias_or_version}"
+
+
+def load_recommender(settings: Settings, alias: str) -> HybridRecommender | None:
+    """The ``HybridRecommender`` behind an alias (or version number), or None.
+
+    Args:
+        settings: project settings (model name, tracking store).
+        alias: ``champion``, ``challenger`` or a version number.
+    """
+    mlc = client(settings)
+    if not str(alias).isdigit() and alias_version(mlc, settings.model_name, alias) is None:
         return None
-    loaded = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{alias}")
+    loaded = mlflow.pyfunc.load_model(model_uri(settings, alias))
     return loaded.unwrap_python_model().model

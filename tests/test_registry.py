@@ -217,3 +217,46 @@ def test_failed_register_leaves_no_new_version(model, model_dir, monkeypatch,
                            filter_string=f"tags.snapshot_id = '{snapshot}'")
     assert [run.info.status for run in runs] == ["FAILED"]
     assert mlflow.active_run() is None
+
+
+SEGMENT_REPORT = REPORT | {
+    "segments": {"all": REPORT["models"],
+                 "cold_items": {"fused": {"ndcg@10": 0.05, "precision@10": None},
+                                "ease": {"ndcg@10": float("nan")}}},
+    "fusion": {"weights": {"a": 0.6, "b": 0.4}},
+}
+
+
+def test_run_holds_plots_segment_metrics_and_default_tags(model, model_dir) -> None:
+    settings = unique_settings()
+    version = register(model, model_dir, SEGMENT_REPORT, {"k": 10},
+                       {"snapshot_id": "s-9", "encoder": "some/encoder"}, settings)
+    mlc = registry.client(settings)
+    artifacts = {a.path for a in mlc.list_artifacts(version.run_id, "plots")}
+    assert artifacts == {"plots/per_source_metrics.png", "plots/fusion_weights.png",
+                         "plots/cold_vs_warm.png"}
+    metrics = mlc.get_run(version.run_id).data.metrics
+    assert metrics["cold_items/fused/ndcg_at_10"] == pytest.approx(0.05)
+    assert "cold_items/fused/precision_at_10" not in metrics  # null: left out
+    assert "cold_items/ease/ndcg_at_10" not in metrics  # NaN: left out
+    assert not any(key.startswith("all/") for key in metrics)  # same as the overall ones
+    tags = mlc.get_model_version(settings.model_name, version.version).tags
+    assert tags["snapshot_id"] == "s-9" and tags["encoder"] == "some/encoder"
+    assert (tags["dataset"], tags["protocol"], tags["k"]) == ("synthetic", "stratified", "10")
+    assert tags["validation"] == tags["git_commit"] == "unknown"
+    assert registry.EVAL_RUN_TAG not in tags
+    loaded = registry.load_recommender(settings, version.version)  # by version number
+    assert loaded.encoder == "some/encoder" and model.encoder is None
+
+
+def test_model_uri() -> None:
+    settings = Settings(model_name="m")
+    assert registry.model_uri(settings, "champion") == "models:/m@champion"
+    assert registry.model_uri(settings, "3") == "models:/m/3"
+
+
+def test_rollback_and_load_without_champion() -> None:
+    settings = unique_settings()
+    with pytest.raises(LookupError, match="no champion to roll back"):
+        registry.rollback(settings)
+    assert registry.load_recommender(settings, CHAMPION) is None

@@ -1,23 +1,34 @@
-"""MLflow pyfunc wrapper: a request row (user_id, k) -> that user's top-k rows."""
+"""MLflow pyfunc wrapper: request rows (user, recent items or text query, k) -> top-k rows.
+
+Served by ``mlflow models serve``: a bad request row becomes an ``MlflowException`` with
+``INVALID_PARAMETER_VALUE``, which MLflow's scoring server answers with HTTP 400 and the
+message (naming the row and field).
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import warnings
+
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.models.signature import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import Array, ColSpec, Schema
 
 from recsys_core.model.hybrid import HybridRecommender
+from recsys_core.model.requests import (
+    MAX_K,
+    OUTPUT_COLUMNS,
+    RequestError,
+    recommend_frame,
+)
 
 ARTIFACT_KEY = "model_dir"
-OUTPUT_COLUMNS = ["user_id", "rank", "item_id", "title", "score", "fallback"]
-MAX_K = 1000
 
-
-class RequestError(ValueError):
-    """A request row that cannot be answered; the message names the row and field."""
+__all__ = ["ARTIFACT_KEY", "MAX_K", "OUTPUT_COLUMNS", "HybridPyfunc", "RequestError",
+           "input_schema", "recommend_frame", "signature"]
 
 
 class HybridPyfunc(PythonModel):
@@ -33,57 +44,48 @@ class HybridPyfunc(PythonModel):
 
         Args:
             context: MLflow context (unused after loading).
-            model_input: columns ``user_id`` (str) and optional ``k`` (int, default 10).
+            model_input: columns among ``user_id``, ``recent_items``, ``query`` and ``k``
+                (see ``recsys_core.model.requests``).
             params: unused.
+
+        Raises:
+            MlflowException: ``INVALID_PARAMETER_VALUE`` (HTTP 400) for a bad request row.
         """
-        return recommend_frame(self.model, model_input)
+        try:
+            return recommend_frame(self.model, model_input)
+        except RequestError as error:
+            raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from error
 
 
-def recommend_frame(model: HybridRecommender, requests: pd.DataFrame) -> pd.DataFrame:
-    """Answer a frame of requests; raises ``RequestError`` naming the bad row and field.
+def input_schema() -> Schema:
+    """The request schema: every field optional; a row needs a user, items or a query.
 
-    Args:
-        model: the recommender.
-        requests: columns ``user_id`` and optional ``k``.
+    ``k`` is a long: in-process callers pass integers, and MLflow refuses to cast int64 to a
+    declared double. Over HTTP MLflow's parser casts JSON numbers to the declared type
+    before the model sees them, so a null ``k`` is refused there (give none, or a number)
+    and a fractional one is truncated.
     """
-    if "user_id" not in requests.columns:
-        raise RequestError("request is missing the field 'user_id'")
-    rows = []
-    for position, request in enumerate(requests.to_dict("records")):
-        k = request.get("k", 10)
-        if k is None or pd.isna(k):
-            k = 10
-        if not _valid_k(k):
-            raise RequestError(f"row {position}: field 'k' must be an integer in 1..{MAX_K}, "
-                               f"got {k!r}")
-        user = request["user_id"]
-        if (user is None or (isinstance(user, float) and pd.isna(user))
-                or (isinstance(user, str) and not user.strip())):
-            raise RequestError(f"row {position}: field 'user_id' is empty")
-        for rank, rec in enumerate(model.recommend(str(user), int(k)), start=1):
-            rows.append([str(user), rank, rec.item_id, rec.title, rec.score, rec.fallback])
-    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
-
-
-def _valid_k(k: object) -> bool:
-    """Whether ``k`` is an integral number (not a bool) in 1..MAX_K."""
-    if isinstance(k, bool | np.bool_):
-        return False
-    try:
-        value = float(k)
-    except (TypeError, ValueError):
-        return False
-    return value.is_integer() and 1 <= value <= MAX_K
+    return Schema([
+        ColSpec("string", "user_id", required=False),
+        ColSpec(Array("string"), "recent_items", required=False),
+        ColSpec("string", "query", required=False),
+        ColSpec("long", "k", required=False),
+    ])
 
 
 def signature(model: HybridRecommender) -> tuple[ModelSignature, pd.DataFrame]:
-    """Return the pyfunc signature and an input example built from a real user of ``model``.
+    """Return the pyfunc signature and an input example built from real IDs of ``model``.
+
+    The example asks for a known user's top 10 and for a fold-in over two items.
 
     Args:
         model: the recommender to describe.
     """
-    example = pd.DataFrame({"user_id": [str(model.users.ids[0])], "k": [10]})
-    outputs = infer_signature(example, recommend_frame(model, example)).outputs
-    # k is optional (default 10): an inferred schema would make it required.
-    inputs = Schema([ColSpec("string", "user_id"), ColSpec("long", "k", required=False)])
-    return ModelSignature(inputs=inputs, outputs=outputs), example
+    users, items = model.users.ids, model.items.ids
+    example = pd.DataFrame({"user_id": [str(users[0]), None],
+                            "recent_items": [None, [str(i) for i in items[:2]]],
+                            "k": [10, 10]})
+    with warnings.catch_warnings():  # outputs are documented, not enforced: ints are fine
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        outputs = infer_signature(example, recommend_frame(model, example)).outputs
+    return ModelSignature(inputs=input_schema(), outputs=outputs), example
