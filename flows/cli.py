@@ -74,19 +74,70 @@ def ingest(
 
 @app.command()
 def recommend(
-    user_id: Annotated[str, typer.Argument(help="The user to recommend for.")],
+    user_id: Annotated[str | None, typer.Argument(help="The user to recommend for.")] = None,
     k: Annotated[int, typer.Option(min=1, max=1000, help="How many items.")] = 10,
+    recent: Annotated[list[str] | None, typer.Option(
+        "--recent", help="An item the user touched lately (repeat it): fold-in.")] = None,
+    query: Annotated[str | None, typer.Option(help="Free text matched to item text.")] = None,
 ) -> None:
-    """Recommend from the champion model, in process."""
+    """Recommend from the champion model, in process (user, recent items or text)."""
     from recsys_core import registry
     from recsys_core.config import get_settings
 
+    if user_id is None and not recent and query is None:
+        _fail("give a USER_ID, --recent ITEM or --query TEXT")
     model = registry.load_recommender(get_settings(), registry.CHAMPION)
     if model is None:
         _fail("no champion model yet: run `recsys train` first")
-    for rank, rec in enumerate(model.recommend(user_id, k), start=1):
+    try:
+        recs = model.recommend(user_id, k, recent_items=recent or None, query=query)
+    except ValueError as exc:
+        _fail(str(exc))
+    for rank, rec in enumerate(recs, start=1):
         flag = " (popular fallback)" if rec.fallback else ""
-        typer.echo(f"{rank:>3}. {rec.item_id:<12} {rec.score:8.4f}  {rec.title}{flag}")
+        parts = " ".join(f"{name}={value:+.3f}" for name, value in rec.contributions.items())
+        typer.echo(f"{rank:>3}. {rec.item_id:<12} {rec.score:8.4f}  {rec.title}{flag}"
+                   + (f"  [{parts}]" if parts else ""))
+
+
+@app.command()
+def promote(
+    margin: Annotated[float, typer.Option(
+        min=0.0, help="Relative NDCG gain the challenger needs (0.01 = 1%).")] = 0.0,
+    k: Annotated[int | None, typer.Option(
+        min=1, help="Metric cut-off (default: the challenger's).")] = None,
+    rollback: Annotated[bool, typer.Option(
+        "--rollback", help="Point champion back at the previous champion.")] = False,
+) -> None:
+    """Promote the challenger if it beats the champion on the same data (or roll back)."""
+    from flows.promote import promote_flow
+
+    try:
+        result = promote_flow(margin=margin, k=k, rollback_champion=rollback)
+    except LookupError as exc:
+        _fail(str(exc))
+    if rollback:
+        typer.echo(f"champion rolled back from version {result['rolled_back_from']} "
+                   f"to {result['champion']}")
+    else:
+        typer.echo(result["reason"])
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")
+                    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 5000,
+    workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
+) -> None:
+    """Serve the champion over HTTP (MLflow: GET /ping, POST /invocations)."""
+    from flows.serve import serve as run_server
+
+    try:
+        code = run_server(host, port, workers)
+    except LookupError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
 
 
 def main() -> None:
