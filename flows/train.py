@@ -69,7 +69,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
     baselines = train_all([n for n in config.sources if n in BASELINES], "train")
     with _timed(timings, "evaluate"):
         evaluated = evaluate(run, sources, baselines, tuned["config"], config.k,
-                             ingested["dataset"])
+                             ingested["dataset"], encoder, embeddings)
     report = evaluated["report"]
     decision = None
     if register_model:

@@ -166,7 +166,8 @@ class FinalModel:
 
 def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
                  baseline_paths: Mapping[str, str | Path], fusion: FusionConfig, k: int,
-                 meta: Mapping[str, Any] | None = None) -> FinalModel:
+                 meta: Mapping[str, Any] | None = None, encoder: str | None = None,
+                 embeddings: str | Path | None = None) -> FinalModel:
     """Fuse the sources trained on ``train``, evaluate everything on ``test``, save the model.
 
     Args:
@@ -176,13 +177,16 @@ def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
         fusion: the tuned fusion config.
         k: metric cut-off.
         meta: extra metadata saved beside the model.
+        encoder: the text encoder that embedded the items; the model loads it for text queries.
+        embeddings: the run's item embeddings (``embed_items``), kept by the model for text
+            queries and cold items.
     """
-    train = store.data("train")
+    train = store.data("train", embeddings)
     sources = load_sources(source_paths)
     fused = WeightedFusion(fusion, sources).train(train)
     scorers: dict[str, Scorer] = {"fused": fused, **sources, **load_sources(baseline_paths)}
     evaluation = evaluate(scorers, train, store.data("test"), k=k)
-    model = HybridRecommender(fused, train)
+    model = HybridRecommender(fused, train, encoder=encoder)
     model_dir = model.save(store.folder / "model", {**store.meta, **(meta or {})})
     return FinalModel(model, evaluation, model_dir)
 

@@ -60,6 +60,14 @@ def test_registered_pyfunc_loads_and_predicts(trained) -> None:
     assert out[out.user_id == "nobody"]["fallback"].all()
 
 
+def test_registered_model_answers_text_queries_with_its_encoder(trained) -> None:
+    registered = trained[0]["registered"]
+    model = mlflow.pyfunc.load_model(f"models:/recsys-hybrid/{registered['version']}")
+    out = model.predict(pd.DataFrame({"query": ["wireless headphones"], "k": [4]}))
+    assert len(out) == 4 and not out["fallback"].any()
+    assert out["score"].is_monotonic_decreasing
+
+
 def test_cli_reports_bad_data_dir_in_one_line(prefect_harness, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("nothing here")
     result = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--no-register"])
