@@ -12,12 +12,12 @@ from flows.env import apply_defaults
 apply_defaults()  # before Prefect or MLflow is imported
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Hybrid recommender: train, ingest, promote, recommend, serve.")
+                  help="Hybrid recommender: train, ingest, promote, recommend, serve, deploy.")
 
 
 @app.callback()
 def _root() -> None:
-    """Hybrid recommender: train, ingest, promote, recommend, serve."""
+    """Hybrid recommender: train, ingest, promote, recommend, serve, deploy."""
 
 
 def _fail(message: str) -> None:
@@ -138,6 +138,32 @@ def serve(
     except LookupError as exc:
         _fail(str(exc))
     raise typer.Exit(code)
+
+
+@app.command()
+def deploy(
+    serve: Annotated[bool, typer.Option(
+        "--serve", help="Serve the deployments from this process (no work pool, no worker).")
+    ] = False,
+    prefect_file: Annotated[Path | None, typer.Option(
+        help="The deployments' file (default: the project's prefect.yaml).")] = None,
+) -> None:
+    """Apply prefect.yaml's deployments (creating the work pool), or serve them with --serve."""
+    from flows import deploy as deployments
+
+    prefect_file = prefect_file or deployments.PREFECT_FILE
+    if serve:
+        deployments.serve(prefect_file)
+        return
+    try:
+        names = deployments.deploy(prefect_file)
+    except RuntimeError as exc:
+        _fail(str(exc))
+    pools = sorted({item["work_pool"]["name"] for item in deployments.load_spec(prefect_file)})
+    for name in names:
+        typer.echo(f"deployed {name}")
+    typer.echo("start a worker: " + " ; ".join(f"prefect worker start --pool {pool}"
+                                                for pool in pools))
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ def apply_defaults() -> None:
         "DO_NOT_TRACK": "1",
         "PREFECT_LOGGING_EXTRA_LOGGERS": "recsys_core",
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
-        "PREFECT_LOCAL_STORAGE_PATH": str(settings.prefect_home / "storage"),
+        "PREFECT_LOCAL_STORAGE_PATH": str(settings.results_dir),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",

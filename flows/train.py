@@ -10,11 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.logging import get_run_logger
 
 from recsys_core.config import get_settings
 from recsys_core.training import BASELINES, TrainingConfig
-from tasks.evaluate import evaluate
+from tasks.evaluate import evaluate, publish
 from tasks.ingest import ingest
 from tasks.register import promote, register
 from tasks.train import embed, prepare, train_source, tune_fusion
@@ -35,30 +36,41 @@ def _git_commit() -> str:
         return "unknown"
 
 
-@flow(name="train")
+@flow(name="train", persist_result=True, result_storage=get_settings().results_dir)
 def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 10,
                encoder: str | None = None, register_model: bool = True,
                trials: int | None = None, seed: int | None = None,
-               report_path: str | None = None) -> dict:
-    """Train, evaluate and register the hybrid recommender; returns the report."""
+               report_path: str | None = None, data_docs: bool = False) -> dict:
+    """Train, evaluate and register the hybrid recommender; returns the report.
+
+    Finished stages persist their results under RECSYS_HOME, so a rerun after a crash takes
+    them from the cache and computes only what is left.
+    """
+    logger = get_run_logger()
     settings = get_settings()
     config = TrainingConfig(protocol=protocol, k=k, seed=settings.seed if seed is None else seed,
                             trials=settings.tuning_trials if trials is None else trials)
     encoder = encoder or settings.encoder
     timings: dict[str, float] = {}
     with _timed(timings, "ingest"):
-        ingested = ingest(data)
+        ingested = ingest(data, data_docs)
     with _timed(timings, "features"):
-        run = prepare(ingested["snapshot_id"], config.protocol, config.seed)
+        prepared = prepare(ingested["snapshot_id"], config.protocol, config.seed)
+    run = prepared["run"]
     with _timed(timings, "embed"):
         embeddings = embed(run, encoder)
 
     def train_all(names: list[str], part: str) -> dict[str, str]:
-        paths = {}
-        for name in names:
+        paths: dict[str, str] = {}
+        progress = create_progress_artifact(0.0, description=f"sources trained on {part}")
+        for done, name in enumerate(names, start=1):
             with _timed(timings, f"train_{name}"):
                 paths[name] = train_source(run, name, config.sources[name], part, config.seed,
                                            embeddings)
+            update_progress_artifact(progress, 100.0 * done / len(names),
+                                     description=f"sources trained on {part}: {done}/{len(names)}")
+            logger.info("%s on %s: %d/%d sources, %.2fs", name, part, done, len(names),
+                        timings[f"train_{name}"])
         return paths
 
     fused = config.fused_sources
@@ -86,22 +98,15 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
                                 "run_id": version["run_id"], **decision}
     report["timings_s"] = timings
     report["validation"] = ingested["validation"]
+    report["data"] = {"snapshot_id": ingested["snapshot_id"], "users": prepared["users"],
+                      "items": prepared["items"], "rows": prepared["rows"]}
+    report["links"] = {"data_docs": ingested["data_docs"],
+                       "mlflow_run": version["run_link"] if register_model else None,
+                       "tracking_uri": settings.tracking_uri}
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
         Path(report_path).write_text(json.dumps(report, indent=2))
-    create_markdown_artifact(_markdown(report), key="training-report")
+    publish(report)
+    logger.info("stage seconds %s", timings)
     return report
 
-
-def _markdown(report: dict) -> str:
-    k = report["k"]
-    lines = [f"# Training report: {report['dataset']} ({report['protocol']}, k={k})", "",
-             "| model | " + " | ".join(next(iter(report["models"].values()))) + " |",
-             "|---|" + "---|" * len(next(iter(report["models"].values())))]
-    for name, values in report["models"].items():
-        cells = " | ".join("-" if v is None else f"{v:.4f}" for v in values.values())
-        lines.append(f"| {name} | {cells} |")
-    lines += ["", f"Fusion weights: `{json.dumps(report['fusion'].get('weights', {}))}`",
-              f"Registered: `{json.dumps(report.get('registered'))}`",
-              f"Stage seconds: `{json.dumps(report['timings_s'])}`"]
-    return "\n".join(lines)

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         return self.home / "prefect"
 
     @property
+    def results_dir(self) -> Path:
+        """Prefect task results and cache records (a rerun skips the stages found here)."""
+        return self.prefect_home / "storage"
+
+    @property
     def reports_dir(self) -> Path:
         """Training reports (JSON)."""
         return self.home / "reports"

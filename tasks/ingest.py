@@ -10,10 +10,10 @@ from data_checks.runner import validate_dataset
 from recsys_core.config import get_settings
 from recsys_core.pipeline import read_dataset
 from recsys_core.warehouse.store import Warehouse
-from tasks.common import retry_on_io
+from tasks.common import IO_RETRIES
 
 
-@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io)
+@task(**IO_RETRIES)
 def ingest(data: str, data_docs: bool = False) -> dict:
     """Load ``data``, quarantine bad rows, load the clean rows; returns snapshot id + summary."""
     settings = get_settings()
@@ -25,6 +25,9 @@ def ingest(data: str, data_docs: bool = False) -> dict:
     rows = [{"table": table, **{k: v for k, v in counts.items() if k != "failed_expectations"}}
             for table, counts in summary["tables"].items()]
     create_table_artifact(rows, key="ingest-summary", description=f"snapshot {snapshot_id}")
-    get_run_logger().info("snapshot %s: %s", snapshot_id, rows)
+    for row in rows:
+        get_run_logger().info("snapshot %s, %s: %d rows read, %d valid, %d quarantined",
+                              snapshot_id, row["table"], row["rows_read"], row["rows_valid"],
+                              row["rows_quarantined"])
     return {"snapshot_id": snapshot_id, "dataset": result.dataset.name, "validation": summary,
             "data_docs": None if result.data_docs is None else str(result.data_docs)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mlflow import MlflowClient
 from prefect import task
 from prefect.logging import get_run_logger
 
@@ -11,21 +12,33 @@ from recsys_core import registry
 from recsys_core.config import get_settings
 from recsys_core.model import promotion
 from recsys_core.model.hybrid import HybridRecommender
-from tasks.common import retry_on_io
+from tasks.common import IO_RETRIES
 
 
-@task(retries=2, retry_delay_seconds=[5, 20], retry_condition_fn=retry_on_io)
+@task(**IO_RETRIES)
 def register(model_dir: str, report: dict, params: dict, tags: dict[str, str]) -> dict:
     """Log the run to MLflow and register a new version (alias ``challenger``)."""
+    settings = get_settings()
     run = Path(model_dir).parent  # pipeline.evaluate_run saves into RUN/model
     version = registry.register(HybridRecommender.load(model_dir), Path(model_dir), report,
-                                params, tags, get_settings(),
+                                params, tags, settings,
                                 eval_run=run if (run / "test.parquet").exists() else None)
-    get_run_logger().info("registered %s version %s", version.name, version.version)
-    return {"name": version.name, "version": version.version, "run_id": version.run_id}
+    link = run_link(settings.tracking_uri, version.run_id)
+    get_run_logger().info("registered %s version %s, run %s", version.name, version.version,
+                          link)
+    return {"name": version.name, "version": version.version, "run_id": version.run_id,
+            "run_link": link}
 
 
-@task
+def run_link(tracking_uri: str, run_id: str) -> str:
+    """The MLflow UI address of a run on a tracking server, else its ``runs:/`` URI."""
+    if not tracking_uri.startswith(("http://", "https://")):
+        return f"runs:/{run_id}"
+    experiment = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+
+
+@task(**IO_RETRIES)
 def promote(run: str, version: str, challenger_ndcg: float, k: int, margin: float = 0.0
             ) -> dict:
     """Score the champion on this run's test data; promote the challenger if it is better."""
@@ -35,7 +48,7 @@ def promote(run: str, version: str, challenger_ndcg: float, k: int, margin: floa
     return _decision(decision)
 
 
-@task
+@task(**IO_RETRIES)
 def challenge(margin: float = 0.0, k: int | None = None) -> dict:
     """Score challenger and champion on the challenger's evaluation data; promote if better."""
     decision = promotion.challenge(get_settings(), margin, k)
@@ -43,7 +56,7 @@ def challenge(margin: float = 0.0, k: int | None = None) -> dict:
     return {"version": decision.version, **_decision(decision)}
 
 
-@task
+@task  # no retries: a retried rollback after a lost reply would roll back twice
 def rollback() -> dict:
     """Point ``champion`` back at the previous champion."""
     done = registry.rollback(get_settings())
