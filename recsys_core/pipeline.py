@@ -24,6 +24,7 @@ from recsys_core.embed.engine import EmbeddingRun, run_embedding
 from recsys_core.evaluation.evaluator import Evaluation, evaluate
 from recsys_core.evaluation.report import build_report
 from recsys_core.evaluation.significance import paired_test
+from recsys_core.fusion.search import SPACES, tune_source
 from recsys_core.fusion.tuner import TuningResult, tune
 from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
 from recsys_core.model.hybrid import HybridRecommender
@@ -148,6 +149,32 @@ def tune_fusion(store: RunStore, source_paths: Mapping[str, str | Path], k: int,
     fusion.train(fit)
     return tune(fusion, fit, store.data("valid"), k=k, trials=trials, seed=seed)
 
+
+
+def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],
+                 options: TrainOptions, trials: int, k: int = 10) -> dict[str, dict[str, Any]]:
+    """Tune each searchable source's key hyperparameters alone on ``fit`` -> ``valid``.
+
+    Sources without a search space (``recsys_core.fusion.search.SPACES``) keep their params.
+    With ``trials`` 0 nothing is searched.
+
+    Args:
+        store: the run.
+        sources: source name -> its given config fields.
+        options: seed and device.
+        trials: fits per searchable source (the given params are the first).
+        k: cut-off of the tuned metric.
+    """
+    out = {name: dict(params) for name, params in sources.items()}
+    names = [name for name in sources if name in SPACES]
+    if trials < 1 or not names:
+        return out
+    fit, valid = store.data("fit"), store.data("valid")
+    for name in names:
+        result = tune_source(lambda p, n=name: make_source(n, p), name, sources[name], fit,
+                             valid, options, trials, k)
+        out[name] = result.params
+    return out
 
 @dataclass(frozen=True)
 class FinalModel:

@@ -41,6 +41,8 @@ class TrainingConfig(BaseModel):
         k: metric cut-off.
         seed: seed for the split, the models and the tuner.
         trials: Optuna trials of the fusion tuner.
+        source_trials: fits per searchable source when tuning its hyperparameters alone on
+            the validation split (0: keep the given params).
         sources: source name -> its config fields (defaults where empty).
         refit: after tuning on the validation split, retrain sources on the whole training
             split (the tuned weights are kept).
@@ -52,6 +54,7 @@ class TrainingConfig(BaseModel):
     k: int = Field(10, ge=1)
     seed: int = 42
     trials: int = Field(30, ge=0)
+    source_trials: int = Field(4, ge=0)
     sources: dict[str, dict[str, Any]] = Field(default_factory=_default_sources)
     refit: bool = True
 
