@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recsys_core.cf.ease import EASE
-from recsys_core.cf.implicit_models import ALS, BPR, ItemKNN
+from recsys_core.cf.implicit_models import ALS, BPR, ItemKNN, ItemKNNBM25
 from recsys_core.cf.popular import MostPop
 from recsys_core.deep.projector import ContentProjector
 from recsys_core.deep.text_similarity import TextSimilarity
@@ -17,7 +17,8 @@ from recsys_core.scoring import Scorer
 
 SOURCES: dict[str, type[Scorer]] = {
     cls.name: cls
-    for cls in (MostPop, ALS, BPR, ItemKNN, EASE, TextSimilarity, ContentProjector, UserEncoder)
+    for cls in (MostPop, ALS, BPR, ItemKNN, ItemKNNBM25, EASE, TextSimilarity, ContentProjector,
+                UserEncoder)
 }
 """Source name (as in reports) -> scorer class; each class's config is its first argument."""
 

@@ -219,6 +219,24 @@ class ItemKNN(Scorer[ItemKNNConfig]):
         return mask_cold(scores, _touches(rows, self.warm_items), self.warm_items)
 
 
+class ItemKNNBM25Config(ItemKNNConfig):
+    """Item-kNN over BM25-weighted interactions (``ItemKNNConfig`` with BM25 by default)."""
+
+    similarity: Literal["cosine", "bm25"] = "bm25"
+
+
+class ItemKNNBM25(ItemKNN, Scorer[ItemKNNBM25Config]):
+    """Item-kNN with BM25 weighting as a source of its own, fused beside the cosine one.
+
+    Args:
+        config: hyperparameters (defaults when ``None``).
+    """
+
+    name = "itemknn_bm25"
+
+    def __init__(self, config: ItemKNNBM25Config | None = None) -> None:
+        super().__init__(config or ItemKNNBM25Config())
+
 def _touches(rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
     """Which rows hold a non-zero entry in one of the masked ``items`` (CF can score them)."""
     return np.asarray((rows != 0).astype(np.int64) @ items.astype(np.int64)).ravel() > 0

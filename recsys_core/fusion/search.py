@@ -37,6 +37,9 @@ SPACES: dict[str, Space] = {
                       "regularization": t.suggest_float("regularization", 1e-4, 0.1, log=True)},
     "ease": lambda t: {"l2": t.suggest_float("l2", 10.0, 5000.0, log=True)},
     "itemknn": lambda t: {"k": t.suggest_int("k", 10, 500, log=True)},
+    "itemknn_bm25": lambda t: {"k": t.suggest_int("k", 10, 500, log=True),
+                               "k1": t.suggest_float("k1", 0.3, 3.0),
+                               "b": t.suggest_float("b", 0.0, 1.0)},
 }
 """Source name -> its search space (a trial -> config fields); other sources are not tuned."""
 

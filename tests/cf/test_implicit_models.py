@@ -18,6 +18,7 @@ from recsys_core.cf.implicit_models import (
     ALSConfig,
     BPRConfig,
     ItemKNN,
+    ItemKNNBM25,
     ItemKNNConfig,
 )
 from recsys_core.scoring import Scorer, TrainOptions
@@ -44,6 +45,20 @@ class TestItemKNNCosineContract(ScorerContract):
 class TestItemKNNBM25Contract(ScorerContract):
     def make_scorer(self) -> Scorer:
         return ItemKNN(ItemKNNConfig(similarity="bm25", k=20))
+
+
+class TestItemKNNBM25SourceContract(ScorerContract):
+    def make_scorer(self) -> Scorer:
+        return ItemKNNBM25()
+
+
+def test_bm25_source_is_the_bm25_variant_of_itemknn() -> None:
+    board = checkerboard()
+    source = ItemKNNBM25().train(board.data)
+    same = ItemKNN(ItemKNNConfig(similarity="bm25")).train(board.data)
+    assert source.name == "itemknn_bm25" and source.config.similarity == "bm25"
+    assert ItemKNNBM25.config_class().model_validate({}).similarity == "bm25"
+    np.testing.assert_array_equal(source.similarity.toarray(), same.similarity.toarray())
 
 
 def test_als_factors_are_numpy_copies_and_scores_are_their_products() -> None:
