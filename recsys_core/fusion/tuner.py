@@ -2,12 +2,15 @@
 
 Tuning uses a validation split carved from the training data only, never test data. Every
 source's scores for the validation users are computed once (and normalised once per
-normaliser), so a trial costs one weighted sum and one top-k.
+normaliser), so a trial costs one weighted sum and one top-k. After the Optuna study, a few
+sweeps of coordinate ascent refine the best weights one source at a time (TPE samples many
+weights at once and gets coarse with six or more sources).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +26,9 @@ log = logging.getLogger(__name__)
 
 NORMALISERS = ("zscore", "rank")
 MISSING = ("mean", "min")
-MAX_CELLS = 60_000_000  # validation users x items x sources held in memory while tuning
+MAX_CELLS = 120_000_000  # validation users x items x sources held in memory while tuning
+SCALES = (0.0, 0.25, 0.5, 0.75, 1.5, 2.0, 4.0)  # coordinate ascent: a weight times these
+SWEEPS = 2
 
 
 @dataclass(frozen=True)
@@ -98,8 +103,40 @@ def tune(fusion: WeightedFusion, fit: InteractionData, validation: InteractionDa
     best = study.best_params
     config = FusionConfig(weights={n: best[f"w_{n}"] for n in names},
                           normaliser=best["normaliser"], missing=best["missing"])
-    log.info("fusion tuned on %d validation users: ndcg@%d %.4f (best single %.4f)",
-             len(rows), k, study.best_value, max(single.values()))
-    return TuningResult(config, float(study.best_value), single, len(study.trials))
+    config, value = refine(config, study.best_value, ndcg)
+    log.info("fusion tuned on %d validation users: ndcg@%d %.4f (optuna %.4f, best single "
+             "%.4f)", len(rows), k, value, study.best_value, max(single.values()))
+    return TuningResult(config, value, single, len(study.trials))
+
+
+def refine(config: FusionConfig, value: float, objective: Callable[[FusionConfig], float],
+           sweeps: int = SWEEPS) -> tuple[FusionConfig, float]:
+    """Coordinate ascent on the weights: scale one weight at a time, keep strict gains.
+
+    A zero weight is tried at a small share of the largest weight instead of scaled.
+
+    Args:
+        config: the starting config.
+        value: its objective value.
+        objective: config -> value to maximise.
+        sweeps: passes over the sources.
+    """
+    for _ in range(sweeps):
+        improved = False
+        for name in config.weights:
+            top = max(config.weights.values())
+            current = config.weights[name]
+            candidates = ({current * s for s in SCALES} if current > 0
+                          else {top * s for s in (0.05, 0.1, 0.25)})
+            for weight in sorted(candidates - {current}):
+                trial = config.model_copy(update={"weights": config.weights | {name: weight}})
+                if not any(trial.weights.values()):
+                    continue
+                score = objective(trial)
+                if score > value:
+                    config, value, improved = trial, score, True
+        if not improved:
+            break
+    return config, float(value)
 
 

@@ -109,3 +109,21 @@ def test_empty_validation_raises(parts) -> None:
     empty = fit.with_matrix(matrix_of(N_USERS, N_ITEMS, []))
     with pytest.raises(ValueError, match="no users"):
         tune(fusion, fit, empty, k=K, trials=1)
+
+
+def test_refine_climbs_one_weight_at_a_time_and_keeps_only_gains() -> None:
+    from recsys_core.fusion.tuner import refine
+
+    target = {"a": 0.25, "b": 1.0, "c": 0.0}
+    calls = []
+
+    def objective(config: FusionConfig) -> float:
+        calls.append(config)
+        return -sum((config.weights[n] - t) ** 2 for n, t in target.items())
+
+    start = FusionConfig(weights={"a": 1.0, "b": 1.0, "c": 0.5})
+    config, value = refine(start, objective(start), objective)
+    assert config.weights == pytest.approx(target)
+    assert value == pytest.approx(0.0)
+    stuck = FusionConfig(weights=target)
+    assert refine(stuck, 0.0, objective) == (stuck, 0.0)  # no strict gain: unchanged
