@@ -15,10 +15,11 @@ from prefect.logging import get_run_logger
 
 from recsys_core.config import get_settings
 from recsys_core.training import BASELINES, TrainingConfig
+from tasks.embed import embed
 from tasks.evaluate import evaluate, publish
 from tasks.ingest import ingest
 from tasks.register import promote, register
-from tasks.train import embed, prepare, train_source, tune_fusion
+from tasks.train import prepare, train_source, tune_fusion
 
 
 @contextmanager

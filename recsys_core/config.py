@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,6 +28,15 @@ class Settings(BaseSettings):
         model_name: the registered MLflow model.
         quarantine_threshold: share of bad rows above which ingestion fails.
         tuning_trials: Optuna trials for the fusion tuner.
+        task_runner: where the sharded stages (embedding shards, batch recommendation and
+            evaluation over user batches) run: ``local`` (threads in the flow's process) or
+            ``dask`` (prefect-dask's ``DaskTaskRunner``).
+        dask_address: scheduler address of an existing Dask cluster (``tcp://host:8786``);
+            unset, ``dask`` starts a temporary local cluster per sharded stage.
+        dask_workers: worker processes of that temporary local cluster (default: Dask's
+            choice from the CPU count).
+        shard_users: users per batch-recommendation or evaluation shard.
+        shard_documents: documents per embedding shard (default: 64 of the encoder's batches).
     """
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_", frozen=True)
@@ -39,6 +49,11 @@ class Settings(BaseSettings):
     model_name: str = "recsys-hybrid"
     quarantine_threshold: float = 0.2
     tuning_trials: int = 30
+    task_runner: Literal["local", "dask"] = "local"
+    dask_address: str | None = None
+    dask_workers: int | None = Field(default=None, gt=0)
+    shard_users: int = Field(default=50_000, gt=0)
+    shard_documents: int | None = Field(default=None, gt=0)
 
     @field_validator("home")
     @classmethod

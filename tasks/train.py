@@ -1,4 +1,4 @@
-"""Training tasks: features + split, embeddings, one source, fusion tuning."""
+"""Training tasks: features + split, one source, fusion tuning (embedding: tasks.embed)."""
 
 from __future__ import annotations
 
@@ -25,18 +25,6 @@ def prepare(snapshot_id: str, protocol: str, seed: int) -> dict:
     get_run_logger().info("run %s: %d users, %d items; rows per part %s", store.folder.name,
                           len(users), len(items), rows)
     return {"run": str(store.folder), "users": len(users), "items": len(items), "rows": rows}
-
-
-@task(cache_policy=CACHED)
-def embed(run: str, encoder: str) -> str:
-    """Embed the run's item documents (cached per document); returns the embeddings' path."""
-    logger = get_run_logger()
-    result, path = pipeline.embed_items(RunStore(run), get_settings(), encoder,
-                                        progress=lambda done, total: logger.info(
-                                            "embedded %d/%d documents", done, total))
-    logger.info("%d documents: %d from cache, %d embedded in %.1fs (%s)", result.n_unique,
-                result.n_cached, result.n_embedded, result.seconds, result.numeric_path)
-    return str(path)
 
 
 @task(cache_policy=CACHED)

@@ -7,6 +7,7 @@ vector in the cache and embeds nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys_core.embed.cache import EmbeddingCache
+from recsys_core.embed.config import EncoderConfig
 from recsys_core.embed.documents import document_hash
 from recsys_core.embed.encoder import TextEncoder
 
@@ -86,6 +88,32 @@ def plan_shards(texts: Sequence[str], encoder_id: str, cache: EmbeddingCache | N
     return _shards(unique, shard_size)
 
 
+@functools.lru_cache(maxsize=4)
+def shared_encoder(config: EncoderConfig) -> TextEncoder:
+    """One ``TextEncoder`` per config and process, so shard after shard reuses the loaded model.
+
+    A worker process (a Dask worker, say) loads and calibrates the model on its first shard
+    only.
+
+    Args:
+        config: the encoder's settings.
+    """
+    return TextEncoder(config)
+
+
+def shard_size_for(encoder: TextEncoder, shard_size: int | None = None) -> int:
+    """Documents per shard: ``shard_size``, or ``BATCHES_PER_SHARD`` of the encoder's batches.
+
+    Args:
+        encoder: the encoder.
+        shard_size: an explicit size.
+    """
+    size = shard_size or encoder.batch_size * BATCHES_PER_SHARD
+    if size < 1:
+        raise ValueError("shard_size must be positive")
+    return size
+
+
 def embed_shard(shard: Shard, encoder: TextEncoder, cache: EmbeddingCache | None = None
                 ) -> np.ndarray:
     """Embed one shard and commit it to the cache.
@@ -124,9 +152,7 @@ def run_embedding(
     """
     if isinstance(texts, str):
         raise TypeError("run_embedding takes a sequence of texts, not one string")
-    shard_size = shard_size or encoder.batch_size * BATCHES_PER_SHARD
-    if shard_size < 1:
-        raise ValueError("shard_size must be positive")
+    shard_size = shard_size_for(encoder, shard_size)
     started = time.perf_counter()
     hashes, unique, found_hashes, found_vectors = _plan(texts, encoder.encoder_id, cache)
     shards = _shards(unique, shard_size)

@@ -1,0 +1,90 @@
+"""Embedding stage: shard the documents the cache lacks, embed shards in parallel, report.
+
+Shard tasks only compute (on threads or on Dask workers, see ``tasks.runner``); the vectors
+come back to the flow, which writes each finished shard to the DuckDB cache at once, one
+shard at a time, so the single-writer file never sees two writers and a killed run keeps
+every shard it finished. The last step reads every vector from the cache into the run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from prefect import flow, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.logging import get_run_logger
+
+from recsys_core import pipeline
+from recsys_core.config import get_settings
+from recsys_core.embed.cache import EmbeddingCache
+from recsys_core.embed.config import EncoderConfig
+from recsys_core.embed.engine import Shard, plan_shards, shard_size_for, shared_encoder
+from recsys_core.runstore import RunStore
+from tasks.common import CACHED
+from tasks.runner import sharded
+
+
+def _encoder_config(encoder: str) -> EncoderConfig:
+    return EncoderConfig(name_or_path=encoder, device=get_settings().device)
+
+
+@task
+def plan_embedding(run: str, encoder: str) -> list[Shard]:
+    """Shards of the run's distinct item documents that the cache lacks."""
+    settings = get_settings()
+    text_encoder = shared_encoder(_encoder_config(encoder))
+    shards = plan_shards(RunStore(run).documents(), text_encoder.encoder_id,
+                         EmbeddingCache(settings.warehouse_path),
+                         shard_size_for(text_encoder, settings.shard_documents))
+    get_run_logger().info("%d documents to embed in %d shards",
+                          sum(len(s) for s in shards), len(shards))
+    return shards
+
+
+@task(cache_policy=NO_CACHE)
+def embed_shard(shard: Shard, encoder: str) -> np.ndarray:
+    """Embed one shard's documents (no writes: the flow caches the vectors)."""
+    return shared_encoder(_encoder_config(encoder)).encode(list(shard.texts))
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def cache_shard(shard: Shard, vectors: np.ndarray, encoder: str) -> int:
+    """Commit one shard's vectors to the embedding cache; returns the rows inserted."""
+    encoder_id = shared_encoder(_encoder_config(encoder)).encoder_id
+    return EmbeddingCache(get_settings().warehouse_path).put(encoder_id, shard.hashes, vectors)
+
+
+@task(cache_policy=CACHED)
+def store_embeddings(run: str, encoder: str) -> str:
+    """Read the run's vectors from the cache and store them in the run; returns the path."""
+    result, path = pipeline.embed_items(RunStore(run), get_settings(), encoder)
+    get_run_logger().info("%d documents: %d from cache, %d embedded now (%s)", result.n_unique,
+                          result.n_cached, result.n_embedded, path.name)
+    return str(path)
+
+
+@flow(name="embed")
+def embed_flow(run: str, encoder: str) -> str:
+    """Embed the run's item documents shard by shard; returns the embeddings' path."""
+    logger = get_run_logger()
+    shards = plan_embedding(run, encoder)
+    total = sum(len(shard) for shard in shards)
+    if shards:
+        progress = create_progress_artifact(0.0, key="embedding-progress",
+                                            description=f"{total} documents")
+        futures = {future: shard for future, shard in
+                   zip(embed_shard.map(shards, encoder), shards, strict=True)}
+        done = 0
+        for future in as_completed(futures):
+            shard = futures[future]
+            cache_shard(shard, future.result(), encoder)
+            done += len(shard)
+            update_progress_artifact(progress, 100.0 * done / total)
+            logger.info("embedded %d/%d documents (shard %d)", done, total, shard.number)
+    return store_embeddings(run, encoder)
+
+
+def embed(run: str, encoder: str) -> str:
+    """Run ``embed_flow`` on the configured task runner (one thread when local)."""
+    return sharded(embed_flow, local_threads=1)(run, encoder)
