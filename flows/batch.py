@@ -1,15 +1,29 @@
-"""The batch-recommend flow: every user's top-k to Parquet, then to the warehouse."""
+"""The batch-recommend flow: every user's top-k to Parquet, then to the warehouse.
+
+Users are scored in shards (``RECSYS_SHARD_USERS`` each) on the configured task runner
+(``RECSYS_TASK_RUNNER``: local threads or a Dask cluster); the parts are combined in user
+order, so the output is the same on either runner.
+"""
 
 from __future__ import annotations
 
 from prefect import flow
 
-from tasks.batch import load_recommendations, recommend_all
+from tasks.batch import combine_shards, load_recommendations, plan_batch, recommend_shard
+from tasks.runner import sharded
+
+
+@flow(name="recommend-shards")
+def recommend_shards(alias: str = "champion", k: int = 10) -> dict:
+    """Score every user shard of the aliased version and combine the parts."""
+    plan = plan_batch(alias, k)
+    parts = recommend_shard.map(plan["version"], plan["shards"], k)
+    return combine_shards(parts.result(), plan["parquet"])
 
 
 @flow(name="batch-recommend")
 def batch_flow(alias: str = "champion", k: int = 10) -> dict:
     """Write the top-``k`` of every user from the aliased version to Parquet and DuckDB."""
-    written = recommend_all(alias, k)
+    written = sharded(recommend_shards)(alias, k)
     loaded = load_recommendations(written["parquet"])
     return {**written, **loaded}

@@ -1,8 +1,9 @@
-"""Batch tasks: every user's top-k from a registered version, then into the warehouse."""
+"""Batch tasks: every user's top-k from a registered version, shard by shard, then DuckDB."""
 
 from __future__ import annotations
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from recsys_core.config import get_settings
@@ -11,9 +12,28 @@ from tasks.common import retry_on_io
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io)
-def recommend_all(alias: str = "champion", k: int = 10) -> dict:
-    """Top-k for every user of the aliased version; returns the Parquet file's path."""
-    result = batch.recommend_all(get_settings(), alias, k)
+def plan_batch(alias: str, k: int) -> dict:
+    """Resolve the alias; returns its version, the user shards and the output file."""
+    settings = get_settings()
+    version = batch.resolve_version(settings, alias)
+    shards = batch.user_shards(settings, version, settings.shard_users)
+    get_run_logger().info("version %s: %d users in %d shards", version,
+                          shards[-1][1] if shards else 0, len(shards))
+    return {"version": version, "shards": shards,
+            "parquet": str(batch.output_path(settings, version, k))}
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
+      retry_condition_fn=retry_on_io)
+def recommend_shard(version: str, shard: tuple[int, int], k: int) -> str:
+    """Top-k of one user range to a Parquet part; returns its path."""
+    return str(batch.recommend_shard(get_settings(), version, shard[0], shard[1], k))
+
+
+@task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io)
+def combine_shards(parts: list[str], parquet: str) -> dict:
+    """Concatenate the parts into the version's Parquet file."""
+    result = batch.combine_parts(parts, parquet)
     get_run_logger().info("version %s: %d rows for %d users -> %s", result.model_version,
                           result.rows, result.users, result.parquet)
     return {"parquet": str(result.parquet), "model_name": result.model_name,

@@ -6,6 +6,7 @@ sources per block), so memory stays at ``batch_size`` x items scores.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -42,13 +43,29 @@ def top_k_all(model: HybridRecommender, k: int, batch_size: int = 512) -> pl.Dat
         k: items per user (at least 1).
         batch_size: users scored per block.
     """
+    out = top_k_users(model, 0, len(model.users), k, batch_size)
+    log.info("top-%d for %d users: %d rows", k, len(model.users), out.height)
+    return out
+
+
+def top_k_users(model: HybridRecommender, start: int, stop: int, k: int,
+                batch_size: int = 512) -> pl.DataFrame:
+    """``top_k_all`` for the users at vocabulary positions ``start`` to ``stop`` (one shard).
+
+    Args:
+        model: the recommender.
+        start: first user position.
+        stop: one past the last user position (clipped to the vocabulary).
+        k: items per user (at least 1).
+        batch_size: users scored per block.
+    """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    n_users, n_items = len(model.users), len(model.items)
-    k = min(k, n_items)
+    stop = min(stop, len(model.users))
+    k = min(k, len(model.items))
     frames = []
-    for start in range(0, n_users, batch_size):
-        rows = np.arange(start, min(start + batch_size, n_users))
+    for first in range(start, stop, batch_size):
+        rows = np.arange(first, min(first + batch_size, stop))
         scores = model.score_users(rows)
         ranked = np.where(np.isfinite(scores), scores, -np.inf)
         top = np.argpartition(-ranked, k - 1, axis=1)[:, :k]
@@ -65,11 +82,9 @@ def top_k_all(model: HybridRecommender, k: int, batch_size: int = 512) -> pl.Dat
             "title": model.titles[items].astype(str),
             "score": values[keep].astype(np.float64),
         }))
-    out = pl.concat(frames) if frames else pl.DataFrame(
+    return pl.concat(frames) if frames else pl.DataFrame(
         schema={"user_id": pl.String, "rank": pl.Int32, "item_id": pl.String,
                 "title": pl.String, "score": pl.Float64})
-    log.info("top-%d for %d users: %d rows", k, n_users, out.height)
-    return out
 
 
 def write_parquet(frame: pl.DataFrame, path: str | Path, model_name: str,
@@ -148,30 +163,88 @@ class BatchResult:
     users: int
 
 
-def recommend_all(settings: Settings, alias: str = "champion", k: int = 10) -> BatchResult:
-    """Top-``k`` for every user of a registered version, written to Parquet.
-
-    The file is ``RECSYS_HOME/recommendations/NAME-vVERSION-topK.parquet``.
+def resolve_version(settings: Settings, alias: str) -> str:
+    """The version number an alias (or a version number) names.
 
     Args:
-        settings: project settings (model name, tracking store, state folder).
+        settings: project settings (model name, tracking store).
         alias: ``champion``, ``challenger`` or a version number.
-        k: items per user.
 
     Raises:
         LookupError: the alias points at no version.
     """
-    name = settings.model_name
     if str(alias).isdigit():
-        version = str(alias)
-    else:
-        found = alias_version(client(settings), name, alias)
-        if found is None:
-            raise LookupError(f"model {name!r} has no {alias!r} version: run `recsys train` "
-                              "first")
-        version = str(found.version)
-    model = load_recommender(settings, version)
-    frame = top_k_all(model, k)
-    path = write_parquet(frame, settings.home / "recommendations" / f"{name}-v{version}-top{k}"
-                         ".parquet", name, version)
-    return BatchResult(path, name, version, frame.height, frame["user_id"].n_unique())
+        return str(alias)
+    found = alias_version(client(settings), settings.model_name, alias)
+    if found is None:
+        raise LookupError(f"model {settings.model_name!r} has no {alias!r} version: run "
+                          "`recsys train` first")
+    return str(found.version)
+
+
+def output_path(settings: Settings, version: str, k: int) -> Path:
+    """``RECSYS_HOME/recommendations/NAME-vVERSION-topK.parquet``.
+
+    Args:
+        settings: project settings.
+        version: the model version.
+        k: items per user.
+    """
+    return settings.home / "recommendations" / f"{settings.model_name}-v{version}-top{k}.parquet"
+
+
+@functools.lru_cache(maxsize=2)
+def _model(settings: Settings, version: str) -> HybridRecommender:
+    """The registered version, loaded once per process (a worker serves many shards)."""
+    return load_recommender(settings, version)
+
+
+def recommend_shard(settings: Settings, version: str, start: int, stop: int, k: int) -> Path:
+    """Top-``k`` of the users at positions ``start`` to ``stop``, to a Parquet part file.
+
+    The part lies beside the final file, named by version, ``k`` and user range, so a rerun
+    overwrites it.
+
+    Args:
+        settings: project settings (model name, tracking store, state folder).
+        version: the model version.
+        start: first user position.
+        stop: one past the last user position.
+        k: items per user.
+    """
+    frame = top_k_users(_model(settings, version), start, stop, k)
+    final = output_path(settings, version, k)
+    part = final.parent / f"{final.stem}.parts" / f"users-{start:09d}-{stop:09d}.parquet"
+    return write_parquet(frame, part, settings.model_name, version)
+
+
+def user_shards(settings: Settings, version: str, shard_users: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` user ranges of at most ``shard_users`` users covering every user.
+
+    Args:
+        settings: project settings.
+        version: the model version.
+        shard_users: users per shard.
+    """
+    n_users = len(_model(settings, version).users)
+    return [(start, min(start + shard_users, n_users))
+            for start in range(0, n_users, shard_users)]
+
+
+def combine_parts(parts: list[str | Path], path: str | Path) -> BatchResult:
+    """Concatenate shard files (in user order) into one Parquet file, atomically.
+
+    Args:
+        parts: files from ``recommend_shard``, in user order.
+        path: the combined file.
+    """
+    frame = pl.concat([pl.read_parquet(p) for p in parts]) if parts else pl.DataFrame(
+        schema=dict.fromkeys(COLUMNS, pl.String))
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(tmp)
+    os.replace(tmp, target)
+    names = frame.select("model_name", "model_version").unique().rows()
+    name, version = names[0] if names else ("", "")
+    return BatchResult(target, name, version, frame.height, frame["user_id"].n_unique())
