@@ -7,21 +7,27 @@ benchmark can call them in one process to measure the orchestration's overhead.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from recsys_core.config import Settings
 from recsys_core.data.dataset import Dataset
+from recsys_core.data.interactions import InteractionData
 from recsys_core.data.loaders import load_dataset
 from recsys_core.data.synthetic import SyntheticConfig, generate
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.config import EncoderConfig
 from recsys_core.embed.encoder import TextEncoder
 from recsys_core.embed.engine import EmbeddingRun, run_embedding
-from recsys_core.evaluation.evaluator import Evaluation, evaluate
+from recsys_core.evaluation.evaluator import Evaluation, evaluate, rank_users, test_rows
 from recsys_core.evaluation.report import build_report
 from recsys_core.evaluation.significance import paired_test
 from recsys_core.fusion.search import SPACES, tune_source
@@ -156,7 +162,8 @@ def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],
     """Tune each searchable source's key hyperparameters alone on ``fit`` -> ``valid``.
 
     Sources without a search space (``recsys_core.fusion.search.SPACES``) keep their params.
-    With ``trials`` 0 nothing is searched.
+    With ``trials`` 0 nothing is searched, nor when no validation item has a ``fit``
+    interaction (``cold_items``): collaborative sources score 0 there whatever their params.
 
     Args:
         store: the run.
@@ -170,6 +177,9 @@ def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],
     if trials < 1 or not names:
         return out
     fit, valid = store.data("fit"), store.data("valid")
+    if valid.matrix[:, fit.matrix.getnnz(axis=0) > 0].nnz == 0:
+        log.info("no validation item is warm in the fit part: source params kept")
+        return out
     for name in names:
         result = tune_source(lambda p, n=name: make_source(n, p), name, sources[name], fit,
                              valid, options, trials, k)
@@ -194,7 +204,8 @@ class FinalModel:
 def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
                  baseline_paths: Mapping[str, str | Path], fusion: FusionConfig, k: int,
                  meta: Mapping[str, Any] | None = None, encoder: str | None = None,
-                 embeddings: str | Path | None = None) -> FinalModel:
+                 embeddings: str | Path | None = None,
+                 ranked: Sequence[str | Path] | None = None) -> FinalModel:
     """Fuse the sources trained on ``train``, evaluate everything on ``test``, save the model.
 
     Args:
@@ -207,15 +218,72 @@ def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
         encoder: the text encoder that embedded the items; the model loads it for text queries.
         embeddings: the run's item embeddings (``embed_items``), kept by the model for text
             queries and cold items.
+        ranked: files from ``rank_test_users`` covering every test user in order (shards
+            ranked elsewhere); ``None`` ranks here.
     """
     train = store.data("train", embeddings)
-    sources = load_sources(source_paths)
-    fused = WeightedFusion(fusion, sources).train(train)
-    scorers: dict[str, Scorer] = {"fused": fused, **sources, **load_sources(baseline_paths)}
-    evaluation = evaluate(scorers, train, store.data("test"), k=k)
-    model = HybridRecommender(fused, train, encoder=encoder)
+    scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
+    lists = None
+    if ranked is not None:
+        shards = [np.load(path) for path in ranked]
+        lists = {name: np.concatenate([shard[name] for shard in shards]) for name in scorers}
+    evaluation = evaluate(scorers, train, store.data("test"), k=k, ranked=lists)
+    model = HybridRecommender(scorers["fused"], train, encoder=encoder)
     model_dir = model.save(store.folder / "model", {**store.meta, **(meta or {})})
     return FinalModel(model, evaluation, model_dir)
+
+
+def evaluation_users(store: RunStore) -> int:
+    """How many test users ``evaluate_run`` ranks (``rank_test_users`` shards this range).
+
+    Args:
+        store: the run.
+    """
+    return len(test_rows(store.data("train"), store.data("test")))
+
+
+def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
+                    baseline_paths: Mapping[str, str | Path], fusion: FusionConfig, k: int,
+                    start: int, stop: int, embeddings: str | Path | None = None) -> Path:
+    """Rank test users ``start`` to ``stop`` (of ``evaluation_users``) with every model.
+
+    The top-``k`` lists go to an ``.npz`` file in the run, named by the models, the fusion
+    and the range; ``evaluate_run(ranked=...)`` reads the shards back.
+
+    Args:
+        store: the run.
+        source_paths: fused source name -> pickle trained on ``train``.
+        baseline_paths: baseline name -> pickle trained on ``train``.
+        fusion: the tuned fusion config.
+        k: list length.
+        start: first test user.
+        stop: one past the last test user.
+        embeddings: the run's item embeddings.
+    """
+    train = store.data("train", embeddings)
+    scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
+    rows = test_rows(train, store.data("test"))[start:stop]
+    lists = rank_users(scorers, train, rows, k)
+    key = json.dumps([{n: str(p) for n, p in source_paths.items()},
+                      {n: str(p) for n, p in baseline_paths.items()}, fusion.model_dump(), k],
+                     sort_keys=True)
+    target = (store.folder / "ranked" / hashlib.sha256(key.encode()).hexdigest()[:16]
+              / f"users-{start:09d}-{stop:09d}.npz")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz"
+        np.savez(fh, **lists)
+    os.replace(tmp, target)
+    return target
+
+
+def _evaluation_scorers(train: InteractionData, source_paths: Mapping[str, str | Path],
+                        baseline_paths: Mapping[str, str | Path], fusion: FusionConfig
+                        ) -> dict[str, Scorer]:
+    """``fused`` (over the sources), each source, each baseline."""
+    sources = load_sources(source_paths)
+    fused = WeightedFusion(fusion, sources).train(train)
+    return {"fused": fused, **sources, **load_sources(baseline_paths)}
 
 
 def score_model(store: RunStore, model: HybridRecommender, k: int) -> float:

@@ -92,3 +92,17 @@ def test_same_seed_same_metrics(store) -> None:
     first = metrics(7)
     assert metrics(7) == first
     assert metrics(8)["als"] != first["als"]
+
+
+def test_cold_item_validation_searches_nothing(store, tmp_path, monkeypatch) -> None:
+    cold = RunStore(shutil.copytree(store.folder, tmp_path / "cold"))
+    fit, valid = cold.frame("fit"), cold.frame("valid")
+    fit.filter(~pl.col(S.ITEM_ID).is_in(valid[S.ITEM_ID].implode())).write_parquet(
+        cold.folder / "fit.parquet")
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched although no validation item is warm")
+
+    monkeypatch.setattr(pipeline, "tune_source", no_search)
+    assert pipeline.tune_sources(cold, SOURCES, TrainOptions(), trials=3, k=5) == SOURCES
+    with pytest.raises(AssertionError, match="searched"):
+        pipeline.tune_sources(store, SOURCES, TrainOptions(), trials=3, k=5)
