@@ -1,0 +1,216 @@
+"""Recommendation quality: every source, the fusion and peers on public datasets.
+
+For each dataset x protocol, one process runs the product's training path through the
+``recsys_core.pipeline`` stage functions the train flow's tasks call (warehouse load,
+features + split, cached embeddings, per-source hyperparameter tuning and fusion tuning on
+the validation split carved from training, refit on the whole training part, evaluation),
+then trains the peers on the same training part and evaluates them with the same evaluator
+(full ranking over all items, seen items excluded) on the same test part. One table per
+dataset x protocol, plus the wall time of each stage.
+
+Peers: EASE (recsys_core's, at its default lambda, untuned), cornac BiVAE (Microsoft
+Recommenders' settings; ``--bivae-epochs`` lowers the 500 epochs where CPU time is short) and
+LightFM WARP with item features (title tokens + categories). Under ``cold_items`` every test
+item is cold, which EASE and BiVAE cannot score (NaN, i.e. NDCG 0), so only LightFM runs there.
+
+    python bench/quality.py                                   # everything (about an hour)
+    python bench/quality.py --datasets ml-latest-small --protocols stratified --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+import torch  # noqa: E402
+
+from bench.peers import BiVAEConfig, BiVAEPeer, LightFMConfig, LightFMPeer  # noqa: E402
+from recsys_core import pipeline  # noqa: E402
+from recsys_core.cf.ease import EASE  # noqa: E402
+from recsys_core.config import Settings  # noqa: E402
+from recsys_core.data import schema as S  # noqa: E402
+from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
+from recsys_core.scoring import TrainOptions  # noqa: E402
+from recsys_core.training import BASELINES, TrainingConfig  # noqa: E402
+from recsys_core.warehouse.store import Warehouse  # noqa: E402
+
+DATA = Path("/work/shared/data")
+DATASETS = ("ml-latest-small", "amazon-scientific", "lastfm-2k")
+PROTOCOLS = ("stratified", "cold_items", "leave_last")
+METRICS = ("ndcg", "precision", "recall", "map", "hit", "mrr", "coverage")
+PEERS = ("peer_ease", "bivae", "lightfm")
+
+
+@contextmanager
+def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+
+
+def has_order(frame: pl.DataFrame) -> bool:
+    return S.TS in frame.columns and frame[S.TS].null_count() < frame.height
+
+
+def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argparse.Namespace,
+                 timings: dict[str, float]) -> dict:
+    """The product's training path on one split, then the peers on the same split."""
+    config = TrainingConfig(protocol=protocol, seed=args.seed, trials=args.trials,
+                            **({"sources": dict.fromkeys(args.sources.split(","), {})}
+                               if args.sources else {}))
+    options = TrainOptions(seed=args.seed)
+    with timed(timings, "features+split"):
+        store = pipeline.prepare_run(settings, snapshot, protocol, args.seed)
+    with timed(timings, "embed"):
+        _, emb = pipeline.embed_items(store, settings, settings.encoder)
+    fused = config.fused_sources
+    with timed(timings, "tune_sources"):
+        params = pipeline.tune_sources(store, {n: config.sources[n] for n in fused}, options,
+                                       trials=args.source_trials, k=10)
+    fit_paths = {}
+    for name in fused:
+        with timed(timings, f"fit_{name}"):
+            fit_paths[name] = pipeline.train_source(store, name, params[name], "fit", options,
+                                                    emb)
+    with timed(timings, "tune_fusion"):
+        tuned = pipeline.tune_fusion(store, fit_paths, 10, config.trials, args.seed)
+    train_paths = {}
+    for name in fused:
+        with timed(timings, f"train_{name}"):
+            train_paths[name] = pipeline.train_source(store, name, params[name], "train",
+                                                      options, emb)
+    baselines = {}
+    for name in (n for n in config.sources if n in BASELINES):
+        with timed(timings, f"train_{name}"):
+            baselines[name] = pipeline.train_source(store, name, {}, "train", options, emb)
+    with timed(timings, "evaluate_product"):
+        final = pipeline.evaluate_run(store, train_paths, baselines, tuned.config, 10,
+                                      embeddings=emb)
+    train, test = store.data("train", emb), store.data("test")
+    items = store.items()
+    categories = (items["categories"].to_list() if "categories" in items.columns else None)
+    categories = None if categories is None else [c or [] for c in categories]
+    quick = args.quick
+    torch.set_num_threads(args.threads)
+    peers = {"peer_ease": EASE(),
+             "bivae": BiVAEPeer(BiVAEConfig(n_epochs=args.bivae_epochs)),
+             "lightfm": LightFMPeer(LightFMConfig(epochs=10 if quick else 30), categories)}
+    if protocol == "cold_items":  # every test item is cold: EASE and BiVAE score them NaN
+        peers = {"lightfm": peers["lightfm"]}
+    for name, peer in peers.items():
+        with timed(timings, f"peer_{name}" if not name.startswith("peer") else name):
+            peer.train(train, options)
+    with timed(timings, "evaluate_peers"):
+        peer_eval = evaluate(peers, train, test, k=10)
+    return {"product": final.evaluation, "peers": peer_eval, "tuning": tuned,
+            "params": params, "rows": store.meta["rows"]}
+
+
+def table(result: dict) -> list[str]:
+    product, peers = result["product"], result["peers"]
+    head = ["model", *(f"{m}@10" for m in METRICS), "ndcg@10 cold_items", "ndcg@10 long_tail"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for evaluation in (product, peers):
+        for name in evaluation.models:
+            row = evaluation.metrics[name]
+            seg = evaluation.segments
+            cells = [f"{row[f'{m}@10']:.4f}" for m in METRICS]
+            for segment in ("cold_items", "long_tail"):
+                value = seg[segment][name]["ndcg@10"]
+                cells.append("-" if np.isnan(value) else f"{value:.4f}")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def verdict(result: dict, protocol: str) -> list[str]:
+    product, peers = result["product"], result["peers"]
+    ndcg = {n: v["ndcg@10"] for n, v in {**product.metrics, **peers.metrics}.items()}
+    fused = ndcg["fused"]
+    single = {n: v for n, v in product.metrics.items() if n not in ("fused", *BASELINES)}
+    best = max(single, key=lambda n: single[n]["ndcg@10"])
+    out = [f"fused vs best single ({best}): {100 * (fused / ndcg[best] - 1):+.1f}%"]
+    for peer in (p for p in PEERS if p in ndcg):
+        out.append(f"fused vs {peer}: {100 * (fused / max(ndcg[peer], 1e-12) - 1):+.1f}%")
+    weights = result["tuning"].config
+    out.append(f"fusion: {weights.normaliser}/{weights.missing} weights "
+               + json.dumps({n: round(w, 3) for n, w in weights.weights.items()}))
+    out.append("tuned source params: " + json.dumps(result["params"]))
+    out.append(f"validation ndcg@10: fused {result['tuning'].ndcg:.4f}, single "
+               + json.dumps({n: round(v, 4) for n, v in result["tuning"].single.items()}))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer peer epochs and tuning trials (a smoke run)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--bivae-epochs", type=int, default=None,
+                        help="BiVAE epochs (default 500, the MS Recommenders setting; 50 quick)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads for the peers (lower when datasets run in parallel)")
+    parser.add_argument("--sources", default=None,
+                        help="comma-separated sources (default: the train flow's)")
+    parser.add_argument("--trials", type=int, default=None, help="fusion tuner trials")
+    parser.add_argument("--source-trials", type=int, default=None,
+                        help="hyperparameter trials per source")
+    parser.add_argument("--home", default=str(Path(__file__).parent / "results" / "home"),
+                        help="state folder; each dataset gets its own warehouse under it")
+    args = parser.parse_args()
+    args.trials = args.trials if args.trials is not None else (10 if args.quick else 40)
+    args.bivae_epochs = args.bivae_epochs or (50 if args.quick else 500)
+    args.source_trials = (args.source_trials if args.source_trials is not None
+                          else (2 if args.quick else 6))
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("recsys_core").setLevel(logging.INFO)
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch threads "
+          f"{torch.get_num_threads()}, cuda {torch.cuda.is_available()}; seed {args.seed}, "
+          f"fusion trials {args.trials}, source trials {args.source_trials}, "
+          f"BiVAE epochs {args.bivae_epochs}, quick {args.quick}", flush=True)
+    for name in args.datasets.split(","):
+        settings = Settings(home=Path(args.home) / Path(name).name)  # one warehouse each, so
+        settings.ensure_dirs()  # datasets can run in parallel processes; embeddings cached
+        timings: dict[str, float] = {}
+        with timed(timings, "load"):
+            dataset = pipeline.read_dataset(str(DATA / name) if "/" not in name else name)
+        with timed(timings, "warehouse"):
+            snapshot = Warehouse(settings.warehouse_path).load(dataset)
+        inter = dataset.interactions
+        print(f"\n## {name}: {inter[S.USER_ID].n_unique()} users, "
+              f"{dataset.items.height} items, {inter.height} interactions "
+              f"(load {timings['load']:.1f}s, warehouse {timings['warehouse']:.1f}s)",
+              flush=True)
+        for protocol in args.protocols.split(","):
+            if protocol == "leave_last" and not has_order(inter):
+                print(f"\n### {name} / {protocol}: skipped (no interaction order)", flush=True)
+                continue
+            stage: dict[str, float] = {}
+            start = time.perf_counter()
+            result = run_protocol(settings, snapshot, protocol, args, stage)
+            total = time.perf_counter() - start
+            print(f"\n### {name} / {protocol} (rows {json.dumps(result['rows'])}, "
+                  f"{result['product'].n_users['all']} test users, {total:.0f}s)", flush=True)
+            print("\n".join(table(result)))
+            print("\n".join(verdict(result, protocol)))
+            print("stage seconds: " + json.dumps({k: round(v, 1) for k, v in stage.items()}),
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
