@@ -111,11 +111,15 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
              "lightfm": LightFMPeer(LightFMConfig(epochs=10 if quick else 30), categories)}
     if protocol == "cold_items":  # every test item is cold: EASE and BiVAE score them NaN
         peers = {"lightfm": peers["lightfm"]}
-    for name, peer in peers.items():
+    for name, peer in list(peers.items()):
         with timed(timings, f"peer_{name}" if not name.startswith("peer") else name):
-            peer.train(train, options)
+            try:
+                peer.train(train, options)
+            except Exception:  # a failing peer must not cost the product's table
+                logging.getLogger("bench").exception("peer %s failed; left out", name)
+                del peers[name]
     with timed(timings, "evaluate_peers"):
-        peer_eval = evaluate(peers, train, test, k=10)
+        peer_eval = evaluate(peers, train, test, k=10) if peers else None
     return {"product": final.evaluation, "peers": peer_eval, "tuning": tuned,
             "params": params, "rows": store.meta["rows"]}
 
@@ -124,7 +128,7 @@ def table(result: dict) -> list[str]:
     product, peers = result["product"], result["peers"]
     head = ["model", *(f"{m}@10" for m in METRICS), "ndcg@10 cold_items", "ndcg@10 long_tail"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for evaluation in (product, peers):
+    for evaluation in (e for e in (product, peers) if e is not None):
         for name in evaluation.models:
             row = evaluation.metrics[name]
             seg = evaluation.segments
@@ -138,7 +142,8 @@ def table(result: dict) -> list[str]:
 
 def verdict(result: dict, protocol: str) -> list[str]:
     product, peers = result["product"], result["peers"]
-    ndcg = {n: v["ndcg@10"] for n, v in {**product.metrics, **peers.metrics}.items()}
+    both = {**product.metrics, **(peers.metrics if peers is not None else {})}
+    ndcg = {n: v["ndcg@10"] for n, v in both.items()}
     fused = ndcg["fused"]
     single = {n: v for n, v in product.metrics.items() if n not in ("fused", *BASELINES)}
     best = max(single, key=lambda n: single[n]["ndcg@10"])
