@@ -45,7 +45,7 @@ def publish(report: dict) -> None:
 def markdown(report: dict) -> str:
     """The training report as markdown: data, validation, metrics, fusion, promotion, links."""
     k, data, validation = report["k"], report["data"], report["validation"]
-    links, registered = report["links"], report.get("registered")
+    links, registered = report["links"], report["registered"]
     lines = [f"# Training report: {report['dataset']} ({report['protocol']}, k={k})", "",
              "## Data", "", f"Snapshot `{data['snapshot_id']}`: {data['users']} users, "
              f"{data['items']} items; interactions per part "
@@ -71,7 +71,7 @@ def markdown(report: dict) -> str:
                   f"difference {best['mean_diff']:+.4f}, 95% CI [{best['ci_low']:+.4f}, "
                   f"{best['ci_high']:+.4f}], bootstrap p={best['p_bootstrap']:.3g}."]
     lines += ["", "## Registry", ""]
-    if registered:
+    if registered.get("version"):
         run = links["mlflow_run"]
         lines += [f"Version **{registered['version']}** of `{registered['name']}`: "
                   + ("promoted to champion. " if registered["promoted"] else "not promoted. ")
