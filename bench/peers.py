@@ -6,7 +6,8 @@ excluded) measures peers and product alike.
 
 - ``BiVAEPeer``: cornac's bilateral VAE with Microsoft Recommenders' settings (k=50, encoder
   [100], tanh, Poisson likelihood, 500 epochs, lr 0.001, batch 128); score = theta_u . beta_i.
-  Items without training interactions are unknown to cornac and score NaN.
+  cornac binarises the interactions itself. Items without training interactions are unknown
+  to cornac and score NaN.
 - ``LightFMPeer``: LightFM WARP with item features (identity + title tokens + categories), so
   an item without interactions still gets a representation from its features;
   score = p_u . q_i + b_i.
