@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.deployments.runner import RunnerDeployment
 from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
+from prefect.settings import get_current_settings
 from prefect.workers.process import ProcessWorker
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -47,15 +47,19 @@ def deploy(prefect_file: Path = PREFECT_FILE) -> list[str]:
     directory.
 
     Raises:
-        RuntimeError: ``prefect deploy`` failed (its output is in the message).
+        RuntimeError: no Prefect API is configured (a temporary one would forget the
+            deployments), or ``prefect deploy`` failed (its output is in the message).
     """
+    if not get_current_settings().api.url:
+        raise RuntimeError("PREFECT_API_URL is not set: start a server (`prefect server start`) "
+                           "and point PREFECT_API_URL at it, or serve with `recsys deploy --serve`")
     spec = load_spec(prefect_file)
     for pool in sorted({item["work_pool"]["name"] for item in spec}):
         ensure_work_pool(pool)
     done = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all",
          "--prefect-file", str(prefect_file.resolve())],
-        cwd=PROJECT, env=os.environ.copy(), capture_output=True, text=True, check=False)
+        cwd=PROJECT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"prefect deploy failed:\n{done.stdout}\n{done.stderr}")
     return [f"{_flow(item).name}/{item['name']}" for item in spec]

@@ -17,7 +17,10 @@ import pytest
 from mlflow import MlflowClient
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from typer.testing import CliRunner
 
+from flows.cli import app
 from flows.deploy import load_spec, runner_deployments
 from recsys_core.config import Settings
 from tests.tiny_bert import build_tiny_model
@@ -79,6 +82,13 @@ def test_served_deployments_mirror_prefect_yaml() -> None:
     assert [s.schedule.cron for s in served["nightly"].schedules] == ["0 2 * * *"]
     assert served["promote"].schedules == []
     assert {item["work_pool"]["name"] for item in spec.values()} == {"recsys-process"}
+
+
+def test_deploy_needs_a_prefect_server() -> None:
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        result = CliRunner().invoke(app, ["deploy"])
+    assert result.exit_code == 2
+    assert "PREFECT_API_URL is not set" in result.output and "--serve" in result.output
 
 
 @pytest.mark.integration
