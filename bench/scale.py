@@ -43,7 +43,8 @@ DEFAULT_SIZES = (100_000, 1_000_000, 10_000_000)
 class Monitor:
     """Wall time and peak RSS (process + children) per stage, sampled every ``interval`` s."""
 
-    def __init__(self, interval: float = 0.05) -> None:
+    def __init__(self, on_stage, interval: float = 0.05) -> None:
+        self.on_stage = on_stage  # called with the stages so far after each one
         self.interval = interval
         self.process = psutil.Process()
         self.stages: dict[str, dict[str, float]] = {}
@@ -80,13 +81,14 @@ class Monitor:
         self.stages[name] = {"seconds": round(seconds, 2), "rss_gib": round(peak / 2**30, 3)}
         print(f"  {name}: {seconds:.1f}s, peak RSS {peak / 2**30:.2f} GiB", file=sys.stderr,
               flush=True)
+        self.on_stage(self.stages)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
 
 
-def run_size(n: int, encoder: str, trials: int, home: Path) -> dict:
+def run_size(n: int, encoder: str, trials: int, home: Path, out: Path) -> dict:
     """Every training stage once at size ``n``, in this process; per-stage time and RSS."""
     os.environ["RECSYS_HOME"] = str(home)
     from data_checks.runner import validate_dataset
@@ -102,8 +104,9 @@ def run_size(n: int, encoder: str, trials: int, home: Path) -> dict:
     settings.ensure_dirs()
     config = TrainingConfig(trials=trials)
     options = TrainOptions(seed=config.seed, device="cpu")
-    monitor = Monitor()
     facts: dict = {}
+    monitor = Monitor(lambda stages: out.write_text(json.dumps(
+        {"n": n, "stages": stages, **facts, "error": "stopped before the end"})))
     try:
         with monitor.stage("generate"):
             dataset = generate(pipeline.synthetic_config(n))
@@ -119,6 +122,13 @@ def run_size(n: int, encoder: str, trials: int, home: Path) -> dict:
         facts["users"] = len(store.vocabularies()[0])
         with monitor.stage("embed"):
             _, embeddings = pipeline.embed_items(store, settings, encoder)
+        with monitor.stage("size_guard"):
+            sources = pipeline.sized_sources(store, config.sources)
+        facts["skipped"] = sorted(set(config.sources) - set(sources))
+        with monitor.stage("tune_sources"):
+            sources = pipeline.tune_sources(store, sources, options, config.source_trials,
+                                            config.k)
+        config = config.model_copy(update={"sources": sources})
         fit, train = {}, {}
         for name in config.fused_sources:
             with monitor.stage(f"fit_{name}"):
@@ -141,7 +151,6 @@ def run_size(n: int, encoder: str, trials: int, home: Path) -> dict:
                                           config.k, encoder=encoder, embeddings=embeddings)
         facts["ndcg"] = {name: round(values[f"ndcg@{config.k}"], 4)
                          for name, values in final.evaluation.metrics.items()}
-        facts["skipped"] = sorted(set(config.fused_sources) - set(train))
     finally:
         monitor.close()
     return {"n": n, "stages": monitor.stages, **facts}
@@ -150,7 +159,7 @@ def run_size(n: int, encoder: str, trials: int, home: Path) -> dict:
 def child(n: int, encoder: str, trials: int, out: Path) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     with tempfile.TemporaryDirectory(prefix="recsys-scale-") as home:
-        result = run_size(n, encoder, trials, Path(home))
+        result = run_size(n, encoder, trials, Path(home), out)
     out.write_text(json.dumps(result))
 
 
@@ -206,6 +215,8 @@ def main() -> None:
     parser.add_argument("--encoder", default="all-MiniLM-L6-v2")
     parser.add_argument("--trials", type=int, default=30, help="fusion tuner trials")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
+    parser.add_argument("--timeout", type=float, help="seconds per size before it is stopped "
+                        "(the stages done by then are reported)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -216,22 +227,17 @@ def main() -> None:
     for n in (int(s) for s in args.sizes.split(",")):
         print(f"size {n:,}", file=sys.stderr, flush=True)
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
-            proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--encoder",
-                                   args.encoder, "--trials", str(args.trials), "--out",
-                                   out.name], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+            command = [sys.executable, __file__, "--one", str(n), "--encoder", args.encoder,
+                       "--trials", str(args.trials), "--out", out.name]
+            try:
+                status = subprocess.run(command, cwd=ROOT, timeout=args.timeout).returncode
+            except subprocess.TimeoutExpired:
+                status = f"killed after the {args.timeout}s time limit"
             text = Path(out.name).read_text()
-        if proc.returncode or not text:
-            stages = {}
-            for line in proc.stderr.splitlines():  # what ran before the failure
-                if line.startswith("  ") and ": " in line and "s, peak RSS" in line:
-                    name, rest = line.strip().split(": ", 1)
-                    secs, rss = rest.split("s, peak RSS ")
-                    stages[name] = {"seconds": float(secs), "rss_gib": float(rss.split()[0])}
-            tail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
-            results.append({"n": n, "stages": stages, "error": tail[0]})
-        else:
-            results.append(json.loads(text))
-        sys.stderr.write(proc.stderr if proc.returncode else "")
+        result = json.loads(text) if text else {"n": n, "stages": {}}
+        if status:
+            result["error"] = status if isinstance(status, str) else f"exit status {status}"
+        results.append(result)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print_tables(results, args.encoder, args.trials)

@@ -7,17 +7,22 @@ order, so the output is the same on either runner.
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, unmapped
 
+from recsys_core.config import get_settings
 from tasks.batch import combine_shards, load_recommendations, plan_batch, recommend_shard
 from tasks.runner import sharded
 
 
 @flow(name="recommend-shards")
 def recommend_shards(alias: str = "champion", k: int = 10) -> dict:
-    """Score every user shard of the aliased version and combine the parts."""
+    """Score every user shard of the aliased version and combine the parts.
+
+    Shard tasks get the flow's settings as a parameter: a Dask worker's environment is not
+    the flow's.
+    """
     plan = plan_batch(alias, k)
-    parts = recommend_shard.map(plan["version"], plan["shards"], k)
+    parts = recommend_shard.map(unmapped(get_settings()), plan["version"], plan["shards"], k)
     return combine_shards(parts.result(), plan["parquet"])
 
 

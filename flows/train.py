@@ -16,10 +16,11 @@ from prefect.logging import get_run_logger
 from recsys_core.config import get_settings
 from recsys_core.training import BASELINES, TrainingConfig
 from tasks.embed import embed
-from tasks.evaluate import evaluate, publish
+from tasks.evaluate import publish
+from tasks.evaluate_shards import evaluate
 from tasks.ingest import ingest
 from tasks.register import promote, register
-from tasks.train import prepare, train_source, tune_fusion
+from tasks.train import prepare, size_guard, train_source, tune_fusion
 
 
 @contextmanager
@@ -74,6 +75,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
                         timings[f"train_{name}"])
         return paths
 
+    config = config.model_copy(update={"sources": size_guard(run, config.sources)})
     fused = config.fused_sources
     fit_sources = train_all(fused, "fit")
     with _timed(timings, "tune_fusion"):

@@ -6,7 +6,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from recsys_core.config import get_settings
+from recsys_core.config import Settings, get_settings
 from recsys_core.model import batch
 from tasks.common import retry_on_io
 
@@ -25,9 +25,9 @@ def plan_batch(alias: str, k: int) -> dict:
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10],
       retry_condition_fn=retry_on_io)
-def recommend_shard(version: str, shard: tuple[int, int], k: int) -> str:
-    """Top-k of one user range to a Parquet part; returns its path."""
-    return str(batch.recommend_shard(get_settings(), version, shard[0], shard[1], k))
+def recommend_shard(settings: Settings, version: str, shard: tuple[int, int], k: int) -> str:
+    """Top-k of one user range to a Parquet part (the flow's settings); returns its path."""
+    return str(batch.recommend_shard(settings, version, shard[0], shard[1], k))
 
 
 @task(retries=2, retry_delay_seconds=[2, 10], retry_condition_fn=retry_on_io)

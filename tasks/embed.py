@@ -1,6 +1,7 @@
 """Embedding stage: shard the documents the cache lacks, embed shards in parallel, report.
 
-Shard tasks only compute (on threads or on Dask workers, see ``tasks.runner``); the vectors
+Shard tasks only compute (on threads or on Dask workers, see ``tasks.runner``), from their
+parameters alone (a worker's environment and files are not the flow's); the vectors
 come back to the flow, which writes each finished shard to the DuckDB cache at once, one
 shard at a time, so the single-writer file never sees two writers and a killed run keeps
 every shard it finished. The last step reads every vector from the cache into the run.
@@ -9,7 +10,7 @@ every shard it finished. The last step reads every vector from the cache into th
 from __future__ import annotations
 
 import numpy as np
-from prefect import flow, task
+from prefect import flow, task, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
@@ -43,9 +44,9 @@ def plan_embedding(run: str, encoder: str) -> list[Shard]:
 
 
 @task(cache_policy=NO_CACHE)
-def embed_shard(shard: Shard, encoder: str) -> np.ndarray:
+def embed_shard(shard: Shard, config: EncoderConfig) -> np.ndarray:
     """Embed one shard's documents (no writes: the flow caches the vectors)."""
-    return shared_encoder(_encoder_config(encoder)).encode(list(shard.texts))
+    return shared_encoder(config).encode(list(shard.texts))
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
@@ -73,8 +74,8 @@ def embed_flow(run: str, encoder: str) -> str:
     if shards:
         progress = create_progress_artifact(0.0, key="embedding-progress",
                                             description=f"{total} documents")
-        futures = {future: shard for future, shard in
-                   zip(embed_shard.map(shards, encoder), shards, strict=True)}
+        mapped = embed_shard.map(shards, unmapped(_encoder_config(encoder)))
+        futures = dict(zip(mapped, shards, strict=True))
         done = 0
         for future in as_completed(futures):
             shard = futures[future]

@@ -16,12 +16,13 @@ from tasks.common import CACHED
 
 @task(cache_policy=CACHED)
 def evaluate(run: str, sources: dict[str, str], baselines: dict[str, str], fusion: dict, k: int,
-             dataset: str, encoder: str | None = None, embeddings: str | None = None) -> dict:
-    """Evaluate on the test part; returns the report and the saved model's folder."""
+             dataset: str, encoder: str | None = None, embeddings: str | None = None,
+             ranked: list[str] | None = None) -> dict:
+    """Evaluate on the test part (``ranked``: shard files); returns the report and model."""
     store = RunStore(run)
     config = FusionConfig.model_validate(fusion)
     final = pipeline.evaluate_run(store, sources, baselines, config, k, {"dataset": dataset},
-                                  encoder, embeddings)
+                                  encoder, embeddings, ranked)
     report = pipeline.report_run(final, dataset, store.meta["protocol"], k, config)
     fused, best = report["models"]["fused"], report["fusion"]["vs_best_single"]
     get_run_logger().info("test ndcg@%d: fused %.4f, %+.4f vs best single %s (p=%.3g); %d models",

@@ -28,6 +28,15 @@ def prepare(snapshot_id: str, protocol: str, seed: int) -> dict:
 
 
 @task(cache_policy=CACHED)
+def size_guard(run: str, sources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The sources whose size guard accepts the run (EASE above its max_items is dropped)."""
+    kept = pipeline.sized_sources(RunStore(run), sources)
+    get_run_logger().info("sources %s (dropped: %s)", sorted(kept),
+                          sorted(set(sources) - set(kept)))
+    return kept
+
+
+@task(cache_policy=CACHED)
 def train_source(run: str, name: str, params: dict[str, Any], part: Part, seed: int,
                  embeddings: str | None = None) -> str:
     """Train one source on a part of the run; returns its pickle's path."""

@@ -48,6 +48,9 @@ class UserEncoderConfig(ScorerConfig):
         patience: validation checks without improvement before stopping.
         eval_users: validation users sampled per check (hit rate estimate).
         eval_k: cut-off of the validation hit rate.
+        max_windows: training windows drawn per epoch (all of them when there are fewer), so
+            an epoch's cost stops growing with the data (a window holds up to ``max_len + 1``
+            items, so at 30 interactions per user 20,000 windows are about 600k of them).
     """
 
     hidden: int = Field(64, gt=0)
@@ -62,6 +65,7 @@ class UserEncoderConfig(ScorerConfig):
     patience: int = Field(3, gt=0)
     eval_users: int = Field(2000, gt=0)
     eval_k: int = Field(10, gt=0)
+    max_windows: int = Field(20_000, gt=0)
 
 
 class SequenceNet(nn.Module):
@@ -261,7 +265,8 @@ class _Trainer:
         best, best_state, stale, epoch = -1.0, None, 0, 0
         for epoch in range(1, c.epochs + 1):
             self.net.train()
-            for batch in torch.randperm(len(index), generator=self.gen).split(c.batch_size):
+            drawn = torch.randperm(len(index), generator=self.gen)[:c.max_windows]
+            for batch in drawn.split(c.batch_size):
                 self._step(index[batch].to(device), device)
             if validation is None:
                 continue

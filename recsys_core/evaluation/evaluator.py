@@ -37,6 +37,9 @@ from recsys_core.scoring import Scorer, Scores
 log = logging.getLogger(__name__)
 
 SEGMENTS: tuple[str, ...] = ("all", "cold_items", "cold_users", "long_tail")
+BLOCK_CELLS = 16_000_000
+"""Scores (users x items) per scoring block: 64 MB of float32 per source, whatever the
+catalogue size, so a fusion of several sources stays well under a gigabyte per block."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,14 +126,18 @@ def evaluate(
     test: InteractionData,
     k: int = 10,
     segments: Mapping[str, np.ndarray] | None = None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     *,
     cold_user_max: int = 3,
     head_share: float = 0.8,
+    ranked: Mapping[str, np.ndarray] | None = None,
+    max_users: int | None = None,
 ) -> Evaluation:
     """Rank all items for every test user with each scorer and measure the lists at ``k``.
 
-    Never holds more than ``batch_size`` users x all items of scores at once.
+    Never holds more than ``batch_size`` users x all items of scores at once. The ranking
+    can be done elsewhere, in shards of users (``test_rows`` + ``rank_users``), and passed in
+    as ``ranked``; the metrics are then the same as when ``evaluate`` ranks itself.
 
     Args:
         scorers: model name -> trained scorer (``fused``, each source, ``most_pop``, ...).
@@ -139,20 +146,25 @@ def evaluate(
         k: list length.
         segments: extra user segments, name -> user IDs (str array) or a boolean mask
             aligned with the user vocabulary; evaluated on all of their test items.
-        batch_size: users per ``score`` call.
+        batch_size: users per ``score`` call (``None``: ``batch_size_for(n_items)``).
         cold_user_max: users with at most this many training items form ``cold_users``.
         head_share: share of training interactions held by the short head (``long_tail``).
+        ranked: model name -> top-``k`` lists from ``rank_users`` over ``test_rows`` (in
+            that order), for every scorer; ``scorers`` are then not called.
+        max_users: evaluate a seeded random sample of this many test users when there are
+            more (full ranking costs test users x items, which grows as N^2 when users and
+            items both grow with the data); ``None`` evaluates all.
 
     Raises:
         ValueError: on mismatched vocabularies, ``k < 1``, ``batch_size < 1`` or a segment
             name clashing with a built-in one.
     """
+    batch_size = batch_size or batch_size_for(train.n_items)
     if k < 1 or batch_size < 1:
         raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
-    if train.users != test.users or train.items != test.items:
-        raise ValueError("train and test must share user and item vocabularies")
+    _check_vocabularies(train, test)
     seen = _pattern(train.matrix)
-    relevant, test_rows = _test_relevance(seen, test)
+    relevant, test_rows = _sample(*_test_relevance(seen, test), max_users)
     specs = _segments(train.users, seen, relevant, test_rows, segments or {}, cold_user_max,
                       head_share)
     log.info("evaluating %d models on %d test users, %d items, k=%d",
@@ -162,8 +174,14 @@ def evaluate(
     seconds: dict[str, float] = {}
     for name, scorer in scorers.items():
         start = time.perf_counter()
-        topk[name] = _rank_all(scorer, train.users, train.items, seen, test_rows, k,
-                               batch_size)
+        if ranked is None:
+            topk[name] = _rank_all(scorer, train.users, train.items, seen, test_rows, k,
+                                   batch_size)
+        elif ranked[name].shape != (len(test_rows), k):
+            raise ValueError(f"ranked[{name!r}] has shape {ranked[name].shape}, expected "
+                             f"({len(test_rows)}, {k})")
+        else:
+            topk[name] = ranked[name]
         seconds[name] = time.perf_counter() - start
 
     table: dict[str, dict[str, dict[str, float]]] = {}
@@ -190,6 +208,63 @@ def evaluate(
         topk=topk,
         seconds=seconds,
     )
+
+
+def batch_size_for(n_items: int) -> int:
+    """Users per scoring block so one block of scores holds about ``BLOCK_CELLS`` values.
+
+    Args:
+        n_items: catalogue size.
+    """
+    return int(min(1024, max(16, BLOCK_CELLS // max(n_items, 1))))
+
+
+def test_rows(train: InteractionData, test: InteractionData, max_users: int | None = None
+              ) -> np.ndarray:
+    """Positions (in the user vocabulary) of the users ``evaluate`` evaluates, in its order.
+
+    Args:
+        train: the training interactions.
+        test: the held-out interactions.
+        max_users: as for ``evaluate``.
+    """
+    _check_vocabularies(train, test)
+    return _sample(*_test_relevance(_pattern(train.matrix), test), max_users)[1]
+
+
+def _sample(relevant: sp.csr_matrix, rows: np.ndarray, max_users: int | None
+            ) -> tuple[sp.csr_matrix, np.ndarray]:
+    """At most ``max_users`` of the test users (seeded, in vocabulary order)."""
+    if max_users is None or len(rows) <= max_users:
+        return relevant, rows
+    pick = np.sort(np.random.default_rng(0).choice(len(rows), max_users, replace=False))
+    log.info("evaluating a sample of %d of %d test users", max_users, len(rows))
+    return relevant[pick], rows[pick]
+
+
+def rank_users(scorers: Mapping[str, Scorer], train: InteractionData, rows: np.ndarray,
+               k: int, batch_size: int | None = None) -> dict[str, np.ndarray]:
+    """Top-``k`` unseen items of the users at ``rows`` for each scorer (one shard's work).
+
+    Args:
+        scorers: model name -> trained scorer.
+        train: the training interactions (their items are excluded).
+        rows: user positions, e.g. a slice of ``test_rows``.
+        k: list length.
+        batch_size: users per ``score`` call (``None``: ``batch_size_for(n_items)``).
+
+    Returns:
+        Model name -> int32 (len(rows), k) item indices, best first, ``-1`` for empty slots.
+    """
+    seen = _pattern(train.matrix)
+    batch_size = batch_size or batch_size_for(train.n_items)
+    return {name: _rank_all(scorer, train.users, train.items, seen, np.asarray(rows), k,
+                            batch_size) for name, scorer in scorers.items()}
+
+
+def _check_vocabularies(train: InteractionData, test: InteractionData) -> None:
+    if train.users != test.users or train.items != test.items:
+        raise ValueError("train and test must share user and item vocabularies")
 
 
 def _test_relevance(seen: sp.csr_matrix, test: InteractionData

@@ -56,3 +56,12 @@ def test_parquet_and_table_replace_a_versions_rows(model, tmp_path) -> None:
     assert counts == {"7": frame.height, "8": 5}
     assert [t[0] for t in top] == [r.item_id for r in model.recommend("u0", 3)]
     assert not np.isnan(stored["score"].to_numpy()).any()
+
+
+def test_user_shards_concatenate_to_the_whole(model) -> None:
+    from recsys_core.model.batch import top_k_users
+
+    whole = top_k_all(model, k=3)
+    parts = [top_k_users(model, start, start + 2, k=3) for start in range(0, N_USERS, 2)]
+    assert pl.concat(parts).equals(whole)
+    assert top_k_users(model, N_USERS, N_USERS + 5, k=3).height == 0

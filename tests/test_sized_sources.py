@@ -1,0 +1,30 @@
+"""The size guard drops EASE above its max_items (with the reason logged), keeps the rest."""
+
+from __future__ import annotations
+
+import logging
+
+from recsys_core import pipeline
+from tests.evaluation.conftest import make_data
+
+
+class _Store:
+    def __init__(self, n_warm: int) -> None:
+        self.train = make_data(3, 50, [(u, i) for u in range(3) for i in range(n_warm)])
+
+    def data(self, part: str):
+        assert part == "train"
+        return self.train
+
+
+def test_ease_above_max_items_is_dropped_with_a_reason(caplog) -> None:
+    sources = {"als": {"factors": 8}, "ease": {"max_items": 20}, "mostpop": {}}
+    with caplog.at_level(logging.WARNING, logger="recsys_core.pipeline"):
+        kept = pipeline.sized_sources(_Store(n_warm=30), sources)
+    assert kept == {"als": {"factors": 8}, "mostpop": {}}
+    assert "ease skipped: 30 warm items exceed its max_items=20" in caplog.text
+
+
+def test_sources_within_their_limits_are_all_kept() -> None:
+    sources = {"ease": {"max_items": 20}, "itemknn": {}}
+    assert pipeline.sized_sources(_Store(n_warm=20), sources) == sources
