@@ -105,7 +105,6 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
     categories = (items["categories"].to_list() if "categories" in items.columns else None)
     categories = None if categories is None else [c or [] for c in categories]
     quick = args.quick
-    torch.set_num_threads(args.threads)
     peers = {"peer_ease": EASE(),
              "bivae": BiVAEPeer(BiVAEConfig(n_epochs=args.bivae_epochs)),
              "lightfm": LightFMPeer(LightFMConfig(epochs=10 if quick else 30), categories)}
@@ -169,7 +168,8 @@ def main() -> None:
     parser.add_argument("--bivae-epochs", type=int, default=None,
                         help="BiVAE epochs (default 500, the MS Recommenders setting; 50 quick)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                        help="torch threads for the peers (lower when datasets run in parallel)")
+                        help="torch threads (1 when datasets run in parallel: torch's thread "
+                        "pool crawls on an oversubscribed machine)")
     parser.add_argument("--sources", default=None,
                         help="comma-separated sources (default: the train flow's)")
     parser.add_argument("--trials", type=int, default=None, help="fusion tuner trials")
@@ -182,6 +182,7 @@ def main() -> None:
     args.bivae_epochs = args.bivae_epochs or (50 if args.quick else 500)
     args.source_trials = (args.source_trials if args.source_trials is not None
                           else (2 if args.quick else 6))
+    torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("recsys_core").setLevel(logging.INFO)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch threads "
