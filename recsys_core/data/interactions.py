@@ -93,8 +93,8 @@ class InteractionData:
             item_embeddings: optional embeddings aligned with ``items``.
             item_titles: optional titles aligned with ``items``.
         """
-        rows = users.index(interactions[S.USER_ID].to_numpy())
-        cols = items.index(interactions[S.ITEM_ID].to_numpy())
+        rows = users.index(interactions[S.USER_ID])
+        cols = items.index(interactions[S.ITEM_ID])
         if (rows < 0).any() or (cols < 0).any():
             raise ValueError("interactions name users or items outside the vocabularies")
         weights = (interactions[S.WEIGHT].fill_null(1.0).to_numpy().astype(np.float32)
