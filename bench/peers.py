@@ -10,7 +10,8 @@ excluded) measures peers and product alike.
   to cornac and score NaN.
 - ``LightFMPeer``: LightFM WARP with item features (identity + title tokens + categories), so
   an item without interactions still gets a representation from its features;
-  score = p_u . q_i + b_i.
+  score = p_u . q_i + b_i. With ``identity=False`` items are their features only (LightFM's
+  cold-start setting: a cold item's untrained identity vector no longer drags it down).
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class LightFMConfig(ScorerConfig):
     item_alpha: float = Field(1e-6, ge=0)
     epochs: int = Field(30, gt=0)
     threads: int = Field(2, gt=0)
+    identity: bool = True
 
 
 class LightFMPeer(Scorer[LightFMConfig]):
@@ -114,7 +116,7 @@ class LightFMPeer(Scorer[LightFMConfig]):
 
         c = self.config
         features = self._features(data)
-        dataset = Dataset()
+        dataset = Dataset(item_identity_features=c.identity)
         dataset.fit(range(data.n_users), range(data.n_items),
                     item_features={f for _, feats in features for f in feats})
         item_features = dataset.build_item_features(features)

@@ -11,7 +11,8 @@ dataset x protocol, plus the wall time of each stage.
 Peers: EASE (recsys_core's, at its default lambda, untuned), cornac BiVAE (Microsoft
 Recommenders' settings; ``--bivae-epochs`` lowers the 500 epochs where CPU time is short) and
 LightFM WARP with item features (title tokens + categories). Under ``cold_items`` every test
-item is cold, which EASE and BiVAE cannot score (NaN, i.e. NDCG 0), so only LightFM runs there.
+item is cold, which EASE and BiVAE cannot score (NaN, i.e. NDCG 0), so only LightFM runs there,
+with identity features (``lightfm``) and without them (``lightfm_features``).
 
     python bench/quality.py                                   # everything (about an hour)
     python bench/quality.py --datasets ml-latest-small --protocols stratified --quick
@@ -52,7 +53,7 @@ DATA = Path("/work/shared/data")
 DATASETS = ("ml-latest-small", "amazon-scientific", "lastfm-2k")
 PROTOCOLS = ("stratified", "cold_items", "leave_last")
 METRICS = ("ndcg", "precision", "recall", "map", "hit", "mrr", "coverage")
-PEERS = ("peer_ease", "bivae", "lightfm")
+PEERS = ("peer_ease", "bivae", "lightfm", "lightfm_features")
 
 
 @contextmanager
@@ -109,7 +110,8 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
              "bivae": BiVAEPeer(BiVAEConfig(n_epochs=args.bivae_epochs)),
              "lightfm": LightFMPeer(LightFMConfig(epochs=10 if quick else 30), categories)}
     if protocol == "cold_items":  # every test item is cold: EASE and BiVAE score them NaN
-        peers = {"lightfm": peers["lightfm"]}
+        peers = {"lightfm": peers["lightfm"], "lightfm_features": LightFMPeer(
+            LightFMConfig(epochs=10 if quick else 30, identity=False), categories)}
     for name, peer in list(peers.items()):
         with timed(timings, f"peer_{name}" if not name.startswith("peer") else name):
             try:
@@ -148,7 +150,8 @@ def verdict(result: dict, protocol: str) -> list[str]:
     best = max(single, key=lambda n: single[n]["ndcg@10"])
     out = [f"fused vs best single ({best}): {100 * (fused / ndcg[best] - 1):+.1f}%"]
     for peer in (p for p in PEERS if p in ndcg):
-        out.append(f"fused vs {peer}: {100 * (fused / max(ndcg[peer], 1e-12) - 1):+.1f}%")
+        out.append(f"fused vs {peer}: {100 * (fused / ndcg[peer] - 1):+.1f}%" if ndcg[peer] > 0
+                   else f"fused vs {peer}: {peer} scores 0")
     weights = result["tuning"].config
     out.append(f"fusion: {weights.normaliser}/{weights.missing} weights "
                + json.dumps({n: round(w, 3) for n, w in weights.weights.items()}))
