@@ -44,8 +44,21 @@ log = logging.getLogger(__name__)
 
 SYNTHETIC = "synthetic"
 EVAL_MAX_USERS = 20_000
-"""Test users evaluated (a seeded sample above this): full ranking costs users x items, both
-growing with the data; 20,000 users put the standard error of a mean metric near 0.002."""
+"""Most test users evaluated (a seeded sample above this): 20,000 users put the standard
+error of a mean metric near 0.002."""
+EVAL_MAX_CELLS = 200_000_000
+"""Full ranking costs test users x items per model, both growing with the data: the sample
+also shrinks so users x items stays under this (never below ``EVAL_MIN_USERS``)."""
+EVAL_MIN_USERS = 2_000
+
+
+def eval_users(n_items: int) -> int:
+    """How many test users to evaluate over a catalogue of ``n_items`` (see ``EVAL_MAX_CELLS``).
+
+    Args:
+        n_items: catalogue size.
+    """
+    return max(EVAL_MIN_USERS, min(EVAL_MAX_USERS, EVAL_MAX_CELLS // max(n_items, 1)))
 
 
 def read_dataset(data: str) -> Dataset:
@@ -254,7 +267,7 @@ def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
         shards = [np.load(path) for path in ranked]
         lists = {name: np.concatenate([shard[name] for shard in shards]) for name in scorers}
     evaluation = evaluate(scorers, train, store.data("test"), k=k, ranked=lists,
-                          max_users=EVAL_MAX_USERS)
+                          max_users=eval_users(train.n_items))
     model = HybridRecommender(scorers["fused"], train, encoder=encoder)
     model_dir = model.save(store.folder / "model", {**store.meta, **(meta or {})})
     return FinalModel(model, evaluation, model_dir)
@@ -266,7 +279,8 @@ def evaluation_users(store: RunStore) -> int:
     Args:
         store: the run.
     """
-    return len(test_rows(store.data("train"), store.data("test"), EVAL_MAX_USERS))
+    train = store.data("train")
+    return len(test_rows(train, store.data("test"), eval_users(train.n_items)))
 
 
 def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
@@ -289,7 +303,7 @@ def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
     """
     train = store.data("train", embeddings)
     scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
-    rows = test_rows(train, store.data("test"), EVAL_MAX_USERS)[start:stop]
+    rows = test_rows(train, store.data("test"), eval_users(train.n_items))[start:stop]
     lists = rank_users(scorers, train, rows, k)
     key = json.dumps([{n: str(p) for n, p in source_paths.items()},
                       {n: str(p) for n, p in baseline_paths.items()}, fusion.model_dump(), k],
@@ -321,8 +335,9 @@ def score_model(store: RunStore, model: HybridRecommender, k: int) -> float:
         model: the model to score.
         k: metric cut-off.
     """
-    evaluation = evaluate({"model": model.fusion}, store.data("train"), store.data("test"), k=k,
-                          max_users=EVAL_MAX_USERS)
+    train = store.data("train")
+    evaluation = evaluate({"model": model.fusion}, train, store.data("test"), k=k,
+                          max_users=eval_users(train.n_items))
     return float(evaluation.metrics["model"][f"ndcg@{k}"])
 
 

@@ -1,4 +1,4 @@
-"""The size guard drops EASE above its max_items (with the reason logged), keeps the rest."""
+"""Scale guards in the pipeline: EASE dropped above max_items; evaluated users bounded."""
 
 from __future__ import annotations
 
@@ -28,3 +28,9 @@ def test_ease_above_max_items_is_dropped_with_a_reason(caplog) -> None:
 def test_sources_within_their_limits_are_all_kept() -> None:
     sources = {"ease": {"max_items": 20}, "itemknn": {}}
     assert pipeline.sized_sources(_Store(n_warm=20), sources) == sources
+
+
+def test_evaluated_users_shrink_with_the_catalogue() -> None:
+    assert pipeline.eval_users(2_500) == pipeline.EVAL_MAX_USERS
+    assert pipeline.eval_users(25_000) == 8_000
+    assert pipeline.eval_users(10**7) == pipeline.EVAL_MIN_USERS
