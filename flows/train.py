@@ -77,6 +77,11 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
 
     config = config.model_copy(update={"sources": size_guard(run, config.sources)})
     fused = config.fused_sources
+    with _timed(timings, "tune_sources"):
+        from tasks.tune import tune_sources  # issue 5 wiring; the import may move to the top
+
+        config = config.model_copy(update={"sources": tune_sources(
+            run, config.sources, config.source_trials, config.seed, config.k)})
     fit_sources = train_all(fused, "fit")
     with _timed(timings, "tune_fusion"):
         tuned = tune_fusion(run, fit_sources, config.k, config.trials, config.seed)
