@@ -112,6 +112,9 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
     if protocol == "cold_items":  # every test item is cold: EASE and BiVAE score them NaN
         peers = {"lightfm": peers["lightfm"], "lightfm_features": LightFMPeer(
             LightFMConfig(epochs=10 if quick else 30, identity=False), categories)}
+    if args.peers is not None:
+        keep = set(filter(None, args.peers.split(",")))
+        peers = {name: peer for name, peer in peers.items() if name in keep}
     for name, peer in list(peers.items()):
         with timed(timings, f"peer_{name}" if not name.startswith("peer") else name):
             try:
@@ -178,6 +181,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="fusion tuner trials")
     parser.add_argument("--source-trials", type=int, default=None,
                         help="hyperparameter trials per source")
+    parser.add_argument("--peers", default=None,
+                        help="comma-separated peers to run (default: all of " + ",".join(PEERS)
+                        + "; an empty string runs none)")
     parser.add_argument("--home", default=str(Path(__file__).parent / "results" / "home"),
                         help="state folder; each dataset gets its own warehouse under it")
     args = parser.parse_args()
