@@ -95,9 +95,10 @@ def plain_run(settings: Settings, data: str, encoder: str, config: TrainingConfi
                       text_encoder.encode(list(shard.texts)))
         _, embeddings = pipeline.embed_items(store, settings, encoder)
     options = TrainOptions(seed=config.seed, device=resolve_device(settings.device).type)
-    sized = pipeline.sized_sources(store, config.sources)  # the flow's size guard
+    config = pipeline.size_plan(store, config, settings.large_run)  # the flow's size guard
     with timed(t, "tune_sources"):
-        sources = pipeline.tune_sources(store, sized, options, config.source_trials, config.k)
+        sources = pipeline.tune_sources(store, config.sources, options, config.source_trials,
+                                        config.k)
 
     def train_all(names: list[str], part: str) -> dict[str, Path]:
         paths = {}
@@ -111,7 +112,7 @@ def plain_run(settings: Settings, data: str, encoder: str, config: TrainingConfi
     fit = train_all(fused, "fit")
     with timed(t, "tune_fusion"):
         fusion = pipeline.tune_fusion(store, fit, config.k, config.trials, config.seed).config
-    final_sources = train_all(fused, "train")
+    final_sources = train_all(fused, "train") if config.refit else fit
     baselines = train_all([n for n in sources if n in BASELINES], "train")
     with timed(t, "evaluate"):
         final = pipeline.evaluate_run(store, final_sources, baselines, fusion, config.k,

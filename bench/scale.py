@@ -3,12 +3,14 @@
 For each size N (interactions; users and items grow with N, see
 ``recsys_core.pipeline.synthetic_config``) a fresh subprocess runs every training stage once,
 in order, in a temporary ``RECSYS_HOME``: generate, validate + warehouse load (ingest),
-features + split, embed item documents, train each fused source on ``fit``, tune the fusion,
-retrain each source on ``train``, train the baselines, evaluate (fuse, full ranking of every
-test user, save the model). A sampler thread records each stage's wall time and peak RSS
-(the process and its children). The parent prints one markdown table per size, then the
-fitted growth exponent of every stage's time and peak RSS (the slope of log(value) against
-log(N) by least squares, over the sizes that ran).
+features + split, embed item documents, the size plan (``pipeline.size_plan``: EASE's item
+guard; above ``Settings.large_run`` no per-source search and no refit), per-source search,
+train each fused source on ``fit``, tune the fusion, retrain each source on ``train``,
+train the baselines, evaluate (fuse, full ranking of every test user, save the model). A
+sampler thread records each stage's wall time and peak RSS (the process and its children).
+The parent prints one markdown table per size, then the fitted growth exponent of every
+stage's time and peak RSS (the slope of log(value) against log(N) by least squares, over
+the sizes that ran).
 
     python bench/scale.py                              # 100k, 1M, 10M
     python bench/scale.py --sizes 100000,1000000
@@ -123,12 +125,14 @@ def run_size(n: int, encoder: str, trials: int, home: Path, out: Path) -> dict:
         with monitor.stage("embed"):
             _, embeddings = pipeline.embed_items(store, settings, encoder)
         with monitor.stage("size_guard"):
-            sources = pipeline.sized_sources(store, config.sources)
-        facts["skipped"] = sorted(set(config.sources) - set(sources))
-        with monitor.stage("tune_sources"):
-            sources = pipeline.tune_sources(store, sources, options, config.source_trials,
-                                            config.k)
-        config = config.model_copy(update={"sources": sources})
+            planned = pipeline.size_plan(store, config, settings.large_run)
+        facts["skipped"] = sorted(set(config.sources) - set(planned.sources))
+        facts["plan"] = {"source_trials": planned.source_trials, "refit": planned.refit}
+        config = planned
+        if config.source_trials:
+            with monitor.stage("tune_sources"):
+                config = config.model_copy(update={"sources": pipeline.tune_sources(
+                    store, config.sources, options, config.source_trials, config.k)})
         fit, train = {}, {}
         for name in config.fused_sources:
             with monitor.stage(f"fit_{name}"):
@@ -136,10 +140,11 @@ def run_size(n: int, encoder: str, trials: int, home: Path, out: Path) -> dict:
                                                   options, embeddings)
         with monitor.stage("tune_fusion"):
             tuned = pipeline.tune_fusion(store, fit, config.k, config.trials, config.seed)
-        for name in config.fused_sources:
+        for name in config.fused_sources if config.refit else ():
             with monitor.stage(f"train_{name}"):
                 train[name] = pipeline.train_source(store, name, config.sources[name],
                                                     "train", options, embeddings)
+        train = train or fit
         baselines = {}
         for name in BASELINES:
             with monitor.stage(f"train_{name}"):
@@ -191,6 +196,9 @@ def print_tables(results: list[dict], encoder: str, trials: int) -> None:
         for name, s in r["stages"].items():
             print(f"| {name} | {s['seconds']:.1f} | {s['rss_gib']:.2f} |")
         print(f"| **total** | **{total:.1f}** | **{peak:.2f}** |\n")
+        if r.get("plan"):
+            print(f"Size plan: `{json.dumps(r['plan'])}`; skipped sources: "
+                  f"`{r.get('skipped', [])}`\n")
         if r.get("ndcg"):
             print(f"Test NDCG@10: `{json.dumps(r['ndcg'])}`\n")
     complete = [r for r in results if not r.get("error")]

@@ -21,6 +21,7 @@ from tasks.evaluate_shards import evaluate
 from tasks.ingest import ingest
 from tasks.register import promote, register
 from tasks.train import prepare, size_guard, train_source, tune_fusion
+from tasks.tune import tune_sources
 
 
 @contextmanager
@@ -75,11 +76,9 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
                         timings[f"train_{name}"])
         return paths
 
-    config = config.model_copy(update={"sources": size_guard(run, config.sources)})
+    config = TrainingConfig.model_validate(size_guard(run, config.model_dump()))
     fused = config.fused_sources
     with _timed(timings, "tune_sources"):
-        from tasks.tune import tune_sources  # issue 5 wiring; the import may move to the top
-
         config = config.model_copy(update={"sources": tune_sources(
             run, config.sources, config.source_trials, config.seed, config.k)})
     fit_sources = train_all(fused, "fit")

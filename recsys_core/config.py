@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         model_name: the registered MLflow model.
         quarantine_threshold: share of bad rows above which ingestion fails.
         tuning_trials: Optuna trials for the fusion tuner.
+        large_run: training interactions above which a run skips the per-source
+            hyperparameter search and the refit (see ``recsys_core.pipeline.size_plan``).
         task_runner: where the sharded stages (embedding shards, batch recommendation and
             evaluation over user batches) run: ``local`` (threads in the flow's process) or
             ``dask`` (prefect-dask's ``DaskTaskRunner``).
@@ -49,6 +51,7 @@ class Settings(BaseSettings):
     model_name: str = "recsys-hybrid"
     quarantine_threshold: float = 0.2
     tuning_trials: int = 30
+    large_run: int = Field(default=3_000_000, gt=0)
     task_runner: Literal["local", "dask"] = "local"
     dask_address: str | None = None
     dask_workers: int | None = Field(default=None, gt=0)

@@ -36,7 +36,7 @@ from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
 from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.runstore import Part, RunStore
 from recsys_core.scoring import Scorer, TrainOptions
-from recsys_core.training import BASELINES, CONTENT_SOURCES, make_source
+from recsys_core.training import BASELINES, CONTENT_SOURCES, TrainingConfig, make_source
 from recsys_core.warehouse.features import build_features
 from recsys_core.warehouse.store import Warehouse
 
@@ -166,6 +166,30 @@ def sized_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]]
             continue
         kept[name] = dict(params)
     return kept
+
+
+def size_plan(store: RunStore, config: TrainingConfig, large_run: int) -> TrainingConfig:
+    """The training config this run's size allows.
+
+    Sources over their size guard are dropped (``sized_sources``). Above ``large_run``
+    training interactions the run also skips the per-source hyperparameter search (each
+    trial is a full fit) and the refit on ``train`` (the sources trained on ``fit`` for the
+    fusion tuner are the final ones, without the validation slice): together they more than
+    double the training time, for a gain that shrinks as the data grows.
+
+    Args:
+        store: the run.
+        config: the requested config.
+        large_run: the training-interaction count above which a run counts as large
+            (``Settings.large_run``).
+    """
+    update: dict[str, Any] = {"sources": sized_sources(store, config.sources)}
+    rows = store.meta["rows"]["train"]
+    if rows > large_run and (config.source_trials or config.refit):
+        log.warning("large run (%d training interactions > %d): no per-source search, no refit",
+                    rows, large_run)
+        update |= {"source_trials": 0, "refit": False}
+    return config.model_copy(update=update)
 
 
 def load_sources(paths: Mapping[str, str | Path]) -> dict[str, Scorer]:

@@ -13,6 +13,7 @@ from recsys_core.config import get_settings
 from recsys_core.embed.device import resolve_device
 from recsys_core.runstore import Part, RunStore
 from recsys_core.scoring import TrainOptions
+from recsys_core.training import TrainingConfig
 from tasks.common import CACHED, IO_RETRIES
 
 
@@ -28,12 +29,15 @@ def prepare(snapshot_id: str, protocol: str, seed: int) -> dict:
 
 
 @task(cache_policy=CACHED)
-def size_guard(run: str, sources: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The sources whose size guard accepts the run (EASE above its max_items is dropped)."""
-    kept = pipeline.sized_sources(RunStore(run), sources)
-    get_run_logger().info("sources %s (dropped: %s)", sorted(kept),
-                          sorted(set(sources) - set(kept)))
-    return kept
+def size_guard(run: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The training config the run's size allows (``pipeline.size_plan``), as a dict."""
+    requested = TrainingConfig.model_validate(config)
+    planned = pipeline.size_plan(RunStore(run), requested, get_settings().large_run)
+    get_run_logger().info("sources %s (dropped: %s); source trials %d, refit %s",
+                          sorted(planned.sources),
+                          sorted(set(requested.sources) - set(planned.sources)),
+                          planned.source_trials, planned.refit)
+    return planned.model_dump()
 
 
 @task(cache_policy=CACHED)
