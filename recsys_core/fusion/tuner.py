@@ -29,6 +29,7 @@ MISSING = ("mean", "min")
 MAX_CELLS = 120_000_000  # validation users x items x sources held in memory while tuning
 SCALES = (0.0, 0.25, 0.5, 0.75, 1.5, 2.0, 4.0)  # coordinate ascent: a weight times these
 SWEEPS = 2
+MIN_GAIN_SE = 1.0  # a kept gain must clear this many standard errors (see ``clears``)
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,14 @@ class TuningResult:
 
 
 def tune(fusion: WeightedFusion, fit: InteractionData, validation: InteractionData, k: int = 10,
-         trials: int = 30, seed: int = 42) -> TuningResult:
+         trials: int = 30, seed: int = 42, min_gain_se: float = MIN_GAIN_SE) -> TuningResult:
     """Choose fusion weights that maximise NDCG@k on ``validation``.
 
-    The study starts from every source alone and from equal weights, so the result is never
+    The study starts from every source alone and from equal weights. The validation split is
+    small (a few hundred users on small data), so gains are only kept when they clear the
+    noise: the Optuna winner replaces the best single source, and each coordinate-ascent step
+    replaces the current weights, only when its mean per-user NDCG gain exceeds
+    ``min_gain_se`` standard errors of the paired per-user differences. The result is never
     worse on validation than the best single source.
 
     Args:
@@ -62,6 +67,7 @@ def tune(fusion: WeightedFusion, fit: InteractionData, validation: InteractionDa
         k: cut-off of the tuned metric.
         trials: Optuna trials (beyond the seeded ones).
         seed: sampler seed.
+        min_gain_se: standard errors a gain must clear to be kept (0: any strict gain).
     """
     names = list(fusion.sources)
     rows = np.flatnonzero(np.diff(validation.matrix.indptr) > 0)
@@ -76,12 +82,16 @@ def tune(fusion: WeightedFusion, fit: InteractionData, validation: InteractionDa
               for method in NORMALISERS}
     relevant = validation.matrix[rows]
 
-    def ndcg(config: FusionConfig) -> float:
+    def per_user_ndcg(config: FusionConfig) -> np.ndarray:
         fused = combine_normalised(normed[config.normaliser], config)
         exclude_seen(fused, fit.matrix, rows)
-        return float(per_user(top_k(fused, k), relevant, k)["ndcg"].mean())
+        return per_user(top_k(fused, k), relevant, k)["ndcg"]
 
-    single = {name: ndcg(FusionConfig(weights={name: 1.0})) for name in names}
+    def ndcg(config: FusionConfig) -> float:
+        return float(per_user_ndcg(config).mean())
+
+    singles = {name: FusionConfig(weights={name: 1.0}) for name in names}
+    single = {name: ndcg(config) for name, config in singles.items()}
     sampler = optuna.samplers.TPESampler(seed=seed)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=sampler)
@@ -103,23 +113,49 @@ def tune(fusion: WeightedFusion, fit: InteractionData, validation: InteractionDa
     best = study.best_params
     config = FusionConfig(weights={n: best[f"w_{n}"] for n in names},
                           normaliser=best["normaliser"], missing=best["missing"])
-    config, value = refine(config, study.best_value, ndcg)
+    top = max(single, key=single.__getitem__)
+    anchor = FusionConfig(weights={n: float(n == top) for n in names})
+    values = per_user_ndcg(config)
+    anchor_values = per_user_ndcg(anchor)
+    if not clears(values, anchor_values, min_gain_se):
+        config, values = anchor, anchor_values  # the study's gain is within noise
+    config, values = refine(config, values, per_user_ndcg, min_gain_se=min_gain_se)
+    value = float(np.mean(values))
     log.info("fusion tuned on %d validation users: ndcg@%d %.4f (optuna %.4f, best single "
-             "%.4f)", len(rows), k, value, study.best_value, max(single.values()))
+             "%s %.4f)", len(rows), k, value, study.best_value, top, single[top])
     return TuningResult(config, value, single, len(study.trials))
 
 
-def refine(config: FusionConfig, value: float, objective: Callable[[FusionConfig], float],
-           sweeps: int = SWEEPS) -> tuple[FusionConfig, float]:
-    """Coordinate ascent on the weights: scale one weight at a time, keep strict gains.
+def clears(values: np.ndarray | float, current: np.ndarray | float, min_gain_se: float
+           ) -> bool:
+    """Whether ``values`` beat ``current`` by more than ``min_gain_se`` paired standard errors.
 
-    A zero weight is tried at a small share of the largest weight instead of scaled.
+    Args:
+        values: per-user metric of the candidate (or one number).
+        current: per-user metric of the incumbent, same users (or one number).
+        min_gain_se: required gain in standard errors of the mean paired difference; with
+            one number (no spread) any strict gain clears.
+    """
+    diff = np.atleast_1d(np.asarray(values, dtype=np.float64) - np.asarray(current))
+    gain = float(diff.mean())
+    se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
+    return gain > 0 and gain > min_gain_se * se
+
+
+def refine(config: FusionConfig, value: np.ndarray | float,
+           objective: Callable[[FusionConfig], np.ndarray | float], sweeps: int = SWEEPS,
+           min_gain_se: float = 0.0) -> tuple[FusionConfig, np.ndarray | float]:
+    """Coordinate ascent on the weights: scale one weight at a time, keep clear gains.
+
+    A zero weight is tried at a small share of the largest weight instead of scaled. Among a
+    weight's candidates the best is kept if it ``clears`` the current value.
 
     Args:
         config: the starting config.
-        value: its objective value.
-        objective: config -> value to maximise.
+        value: its objective value (per-user values, or their mean).
+        objective: config -> per-user values (or one number) to maximise on average.
         sweeps: passes over the sources.
+        min_gain_se: see ``clears``.
     """
     for _ in range(sweeps):
         improved = False
@@ -128,15 +164,16 @@ def refine(config: FusionConfig, value: float, objective: Callable[[FusionConfig
             current = config.weights[name]
             candidates = ({current * s for s in SCALES} if current > 0
                           else {top * s for s in (0.05, 0.1, 0.25)})
+            best_trial, best_score = None, None
             for weight in sorted(candidates - {current}):
                 trial = config.model_copy(update={"weights": config.weights | {name: weight}})
                 if not any(trial.weights.values()):
                     continue
                 score = objective(trial)
-                if score > value:
-                    config, value, improved = trial, score, True
+                if best_score is None or np.mean(score) > np.mean(best_score):
+                    best_trial, best_score = trial, score
+            if best_trial is not None and clears(best_score, value, min_gain_se):
+                config, value, improved = best_trial, best_score, True
         if not improved:
             break
-    return config, float(value)
-
-
+    return config, (value if np.ndim(value) else float(value))

@@ -127,3 +127,52 @@ def test_refine_climbs_one_weight_at_a_time_and_keeps_only_gains() -> None:
     assert value == pytest.approx(0.0)
     stuck = FusionConfig(weights=target)
     assert refine(stuck, 0.0, objective) == (stuck, 0.0)  # no strict gain: unchanged
+
+
+def test_clears_needs_a_gain_beyond_the_paired_noise() -> None:
+    from recsys_core.fusion.tuner import clears
+
+    rng = np.random.default_rng(0)
+    current = rng.uniform(size=400)
+    noisy = current + rng.normal(0.0, 0.3, size=400)
+    noisy += 0.001 - (noisy - current).mean()  # mean gain 0.001, standard error about 0.015
+    assert not clears(noisy, current, 1.0)
+    assert clears(noisy, current, 0.0)  # any strict mean gain at 0 standard errors
+    steady = current + 0.01  # the same small gain for every user: no spread, clear
+    assert clears(steady, current, 2.0)
+    assert not clears(current - 0.01, current, 0.0)
+    assert clears(0.5, 0.4, 3.0) and not clears(0.4, 0.4, 0.0)  # one number: strict gain
+
+
+def test_refine_rejects_gains_within_noise() -> None:
+    from recsys_core.fusion.tuner import refine
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(size=300)
+
+    def jitter(weight: float) -> np.ndarray:
+        return np.random.default_rng(int(weight * 1e6)).normal(0.0, 0.2, size=300)
+
+    def objective(config: FusionConfig) -> np.ndarray:
+        # "b" only adds noise around a tiny mean gain; "a" at 2.0 is a clear gain for all
+        b = config.weights["b"]
+        gain = 0.0 if b == 0.5 else 0.002 + jitter(b)
+        return base + gain + (0.05 if config.weights["a"] == 2.0 else 0.0)
+
+    start = FusionConfig(weights={"a": 1.0, "b": 0.5})
+    config, values = refine(start, objective(start), objective, min_gain_se=2.0)
+    assert config.weights == {"a": 2.0, "b": 0.5}
+    assert np.mean(values) == pytest.approx(base.mean() + 0.05)
+    loose, _ = refine(start, objective(start), objective, min_gain_se=0.0)
+    assert loose.weights["b"] != 0.5  # without the noise bar a lucky jitter is kept
+
+
+def test_a_weak_gain_over_the_best_single_source_is_not_kept(parts) -> None:
+    fit, val, _ = parts
+    fusion = fused({"signal": oracle(val, 1.5, seed=8), "noise": oracle(val, 0.0, seed=9)}, fit)
+    loose = tune(fusion, fit, val, k=K, trials=TRIALS, seed=0, min_gain_se=0.0)
+    strict = tune(fusion, fit, val, k=K, trials=TRIALS, seed=0, min_gain_se=50.0)
+    assert strict.config.weights == {"signal": 1.0, "noise": 0.0}
+    assert strict.ndcg == pytest.approx(strict.single["signal"])
+    assert loose.ndcg > strict.ndcg  # the lucky noise mix wins on validation when allowed
+    assert loose.config.weights["noise"] > 0
