@@ -44,6 +44,8 @@ class ContentProjectorConfig(ScorerConfig):
         weight_decay: Adam weight decay.
         batch_size: items per step.
         max_epochs: upper bound on epochs.
+        epoch_items: warm items drawn per epoch (all of them when there are fewer), so an
+            epoch's cost stops growing with the catalogue.
         patience: epochs without held-out improvement before stopping.
         holdout: fraction of warm items held out for early stopping.
         warm_items: factors warm items score with: their ALS factors (``als``), the
@@ -61,6 +63,7 @@ class ContentProjectorConfig(ScorerConfig):
     weight_decay: float = Field(1e-5, ge=0)
     batch_size: int = Field(512, gt=0)
     max_epochs: int = Field(100, gt=0)
+    epoch_items: int = Field(50_000, gt=0)
     patience: int = Field(5, gt=0)
     holdout: float = Field(0.1, gt=0, lt=1)
     warm_items: Literal["als", "projected", "blend"] = "als"
@@ -198,7 +201,8 @@ class ContentProjector(Scorer[ContentProjectorConfig]):
             while epochs < c.max_epochs:
                 epochs += 1
                 mlp.train()
-                perm = train[torch.randperm(len(train), generator=gen).to(device)]
+                perm = train[torch.randperm(len(train), generator=gen)[:c.epoch_items]
+                             .to(device)]
                 for batch in perm.split(c.batch_size):
                     optimiser.zero_grad()
                     self._loss(mlp(x[batch]), y[batch]).backward()

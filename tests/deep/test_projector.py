@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from recsys_core.cf.implicit_models import ALS, ALSConfig
 from recsys_core.data.interactions import InteractionData
@@ -91,3 +92,16 @@ def test_needs_embeddings() -> None:
     bare = InteractionData(data.matrix, data.users, data.items)
     with pytest.raises(ValueError, match="item_embeddings"):
         ContentProjector(SMALL).train(bare)
+
+
+def test_an_epoch_draws_at_most_epoch_items(monkeypatch) -> None:
+    steps: list[int] = []
+    step = torch.optim.Adam.step
+    monkeypatch.setattr(torch.optim.Adam, "step",
+                        lambda self, *a, **kw: steps.append(1) or step(self, *a, **kw))
+    data = checkerboard().data
+    assert data.n_items > 16  # more warm items than one epoch draws
+    config = SMALL.model_copy(update={"max_epochs": 3, "epoch_items": 8, "batch_size": 4,
+                                      "patience": 10})
+    ContentProjector(config).train(data, TrainOptions(seed=3))
+    assert len(steps) == 3 * 2
