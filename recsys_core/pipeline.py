@@ -18,11 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from recsys_core.cf.implicit_models import ALS, ALSConfig
 from recsys_core.config import Settings
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.interactions import InteractionData
 from recsys_core.data.loaders import load_dataset
 from recsys_core.data.synthetic import SyntheticConfig, generate
+from recsys_core.deep.projector import ContentProjector
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.config import EncoderConfig
 from recsys_core.embed.encoder import TextEncoder
@@ -141,8 +143,24 @@ def train_source(store: RunStore, name: str, params: Mapping[str, Any], part: Pa
         raise ValueError(f"source {name!r} needs item embeddings; run the embedding stage first")
     if part == "fit" and options.validation is None:
         options = TrainOptions(options.seed, options.device, store.data("valid", embeddings))
-    scorer = make_source(name, dict(params)).train(data, options)
-    return store.save_scorer(scorer, part)
+    scorer = make_source(name, dict(params))
+    if isinstance(scorer, ContentProjector):
+        scorer = ContentProjector(scorer.config, als=_stored_als(store, part, scorer.config.als))
+    return store.save_scorer(scorer.train(data, options), part)
+
+
+def _stored_als(store: RunStore, part: Part, config: ALSConfig) -> ALS | None:
+    """The run's ALS source trained on ``part``, when its config is ``config``.
+
+    The projector regresses onto ALS item factors; when the ALS source was trained with the
+    same config on the same part (same data, same seed), it reuses that fit instead of
+    training an identical one (about a minute at 10M interactions).
+    """
+    path = store.folder / "sources" / f"{part}-{ALS.name}.pkl"
+    if not path.exists():
+        return None
+    als = RunStore.load_scorer(path)
+    return als if isinstance(als, ALS) and als.config == config else None
 
 
 def sized_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]]

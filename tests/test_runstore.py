@@ -5,9 +5,11 @@ import polars as pl
 import pytest
 
 from data_checks.runner import validate_dataset
+from recsys_core import pipeline
 from recsys_core.data import schema as S
 from recsys_core.data.synthetic import SyntheticConfig, generate
 from recsys_core.runstore import RunStore, run_key
+from recsys_core.scoring import TrainOptions
 from recsys_core.warehouse.features import build_features
 from recsys_core.warehouse.store import Warehouse
 
@@ -56,3 +58,20 @@ def test_embeddings_are_stored_per_encoder_without_leftovers(features, tmp_path)
     assert path_a != path_b
     np.testing.assert_array_equal(store.data("train", path_a).item_embeddings, vectors)
     assert not list(store.folder.rglob(".*.tmp"))
+
+
+@pytest.mark.parametrize(("als_params", "reused"), [({"factors": 8}, True),
+                                                   ({"factors": 16}, False)])
+def test_projector_reuses_the_run_s_als_only_when_configs_match(
+        features, tmp_path, als_params: dict, reused: bool) -> None:
+    store = RunStore.prepare(features, "stratified", 42, tmp_path)
+    vectors = np.random.default_rng(0).random((len(features.item_vocab), 4), dtype=np.float32)
+    embeddings = store.save_embeddings(vectors, "encoder")
+    options = TrainOptions(seed=5)
+    als = RunStore.load_scorer(pipeline.train_source(store, "als", als_params, "train", options))
+    als.user_factors[:] = 0.0  # a marker no fresh fit would produce
+    store.save_scorer(als, "train")
+    projector = RunStore.load_scorer(pipeline.train_source(
+        store, "projector", {"als": {"factors": 8}, "max_epochs": 2}, "train", options,
+        embeddings))
+    assert (not projector.als.user_factors.any()) is reused
