@@ -4,7 +4,10 @@ Item vectors are a learned linear map of the frozen text embeddings, so every it
 text, cold ones included, can be scored; the user vector is the GRU's state after the user's
 latest item. Training is sampled softmax: each position's next item against negatives drawn
 uniformly from the warm items (cold items are never sampled, so the map is not taught to
-push them down), early-stopped on next-item hit rate over ``options.validation``.
+push them down), early-stopped on next-item hit rate over a holdout carved from the
+training data itself (each of some users' latest item), so a model trained on the tuning part
+and one trained on the whole training part are trained alike, and the fusion tuner's
+validation split is never what selected the encoder's epoch.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from typing import Literal
 
 import numpy as np
 import torch
@@ -46,6 +50,10 @@ class UserEncoderConfig(ScorerConfig):
         weight_decay: Adam weight decay.
         negatives: sampled negatives per step, shared by all positions in the batch.
         patience: validation checks without improvement before stopping.
+        early_stopping: what the hit rate is checked on after each epoch: ``holdout`` (the
+            latest item of up to ``eval_users`` users, held out of their training sequences),
+            ``validation`` (``options.validation``; none given, no early stopping) or ``none``
+            (every epoch runs).
         eval_users: validation users sampled per check (hit rate estimate).
         eval_k: cut-off of the validation hit rate.
         max_windows: training windows drawn per epoch (all of them when there are fewer), so
@@ -63,6 +71,7 @@ class UserEncoderConfig(ScorerConfig):
     weight_decay: float = Field(0.0, ge=0)
     negatives: int = Field(256, gt=0)
     patience: int = Field(3, gt=0)
+    early_stopping: Literal["holdout", "validation", "none"] = "holdout"
     eval_users: int = Field(2000, gt=0)
     eval_k: int = Field(10, gt=0)
     max_windows: int = Field(20_000, gt=0)
@@ -147,7 +156,8 @@ class UserEncoder(Scorer[UserEncoderConfig]):
             table = _with_padding_row(embeddings, device)
             net = SequenceNet(embeddings.shape[1], c.hidden, c.layers, c.dropout).to(device)
             trainer = _Trainer(net, table, c, gen, warm_items(data.matrix))
-            epochs = trainer.fit(sequences, _validation(data, options, c, gen), device)
+            train_sequences, check = _early_stopping(data, sequences, options, c, gen)
+            epochs = trainer.fit(train_sequences, check, device)
             net.eval()
             with torch.no_grad():
                 self.user_vectors = _encode(net, table, sequences, c, device)
@@ -222,6 +232,27 @@ class _Validation:
         net.train()
         hits = [np.isin(top[row], truth).any() for row, truth in enumerate(self.truth)]
         return float(np.mean(hits))
+
+
+def _early_stopping(data: InteractionData, sequences: list[np.ndarray], options: TrainOptions,
+                    c: UserEncoderConfig, gen: torch.Generator
+                    ) -> tuple[list[np.ndarray], _Validation | None]:
+    """Training sequences and the early-stopping check ``c.early_stopping`` asks for."""
+    if c.early_stopping == "none":
+        return sequences, None
+    if c.early_stopping == "validation":
+        return sequences, _validation(data, options, c, gen)
+    users = np.flatnonzero([len(s) >= 3 for s in sequences])
+    if len(users) > c.eval_users:
+        pick = torch.randperm(len(users), generator=gen)[:c.eval_users].numpy()
+        users = np.sort(users[pick])
+    if not len(users):
+        return sequences, None
+    kept = list(sequences)
+    for u in users:
+        kept[u] = sequences[u][:-1]
+    return kept, _Validation(users, [kept[u] for u in users],
+                             [sequences[u][-1:] for u in users])
 
 
 def _validation(data: InteractionData, options: TrainOptions, c: UserEncoderConfig,

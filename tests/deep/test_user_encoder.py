@@ -64,7 +64,8 @@ def test_learns_a_sequential_pattern_far_better_than_random() -> None:
 
 def test_early_stops_on_validation_and_keeps_the_best_epoch() -> None:
     data, valid, _ = cycle_walks()
-    config = SMALL.model_copy(update={"epochs": 30, "patience": 2, "eval_k": 5})
+    config = SMALL.model_copy(update={"epochs": 30, "patience": 2, "eval_k": 5,
+                                      "early_stopping": "validation"})
     model = UserEncoder(config).train(data, TrainOptions(seed=1, validation=valid))
     values = model.score(data.users.ids).values
     assert hit_rate(values, data, valid.matrix.indices) > 0.8
@@ -73,8 +74,28 @@ def test_early_stops_on_validation_and_keeps_the_best_epoch() -> None:
 def test_validation_must_share_vocabularies() -> None:
     data, valid, _ = cycle_walks(n_users=20)
     other = InteractionData(valid.matrix, Vocabulary(f"x{u}" for u in range(20)), valid.items)
+    config = SMALL.model_copy(update={"early_stopping": "validation"})
     with pytest.raises(ValueError, match="vocabularies"):
-        UserEncoder(SMALL).train(data, TrainOptions(validation=other))
+        UserEncoder(config).train(data, TrainOptions(validation=other))
+
+
+def test_holdout_early_stopping_ignores_the_given_validation() -> None:
+    """Trained with or without the tuner's validation split, the encoder comes out the same.
+
+    The fusion tuner scores a model trained on the tuning part against that split, and the
+    final model is trained without it, so the holdout is carved from the training data.
+    """
+    data, valid, _ = cycle_walks(n_users=60)
+    config = SMALL.model_copy(update={"epochs": 6, "patience": 1, "eval_k": 5})
+    assert config.early_stopping == "holdout"
+    alone = UserEncoder(config).train(data, TrainOptions(seed=3))
+    given = UserEncoder(config).train(data, TrainOptions(seed=3, validation=valid))
+    np.testing.assert_array_equal(alone.score(data.users.ids).values,
+                                  given.score(data.users.ids).values)
+    by_validation = UserEncoder(config.model_copy(update={"early_stopping": "validation"})
+                                ).train(data, TrainOptions(seed=3, validation=valid))
+    assert not np.array_equal(alone.score(data.users.ids).values,
+                              by_validation.score(data.users.ids).values)
 
 
 def test_cold_items_score_finite_and_cold_users_nan() -> None:
