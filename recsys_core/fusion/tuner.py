@@ -29,7 +29,7 @@ MISSING = ("mean", "min")
 MAX_CELLS = 120_000_000  # validation users x items x sources held in memory while tuning
 SCALES = (0.0, 0.25, 0.5, 0.75, 1.5, 2.0, 4.0)  # coordinate ascent: a weight times these
 SWEEPS = 2
-MIN_GAIN_SE = 1.0  # a kept gain must clear this many standard errors (see ``clears``)
+MIN_GAIN_SE = 2.0  # a kept gain must clear this many standard errors (see ``clears``)
 
 
 @dataclass(frozen=True)
