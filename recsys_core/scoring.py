@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
@@ -17,6 +19,24 @@ from recsys_core.data.interactions import InteractionData
 from recsys_core.data.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
+
+_shared = threading.local()
+
+
+@contextmanager
+def shared_scores() -> Iterator[None]:
+    """Within the block, each scorer scores one batch of users once (per thread).
+
+    Evaluation ranks the same users with the fusion and with each of its sources: inside
+    this block a source asked again for the users it just scored (the fusion asks first)
+    returns the stored block, read-only, instead of scoring again. Only the latest batch of
+    users is kept, so callers go batch by batch, every scorer on a batch before the next.
+    """
+    _shared.batch, _shared.blocks = None, {}
+    try:
+        yield
+    finally:
+        del _shared.batch, _shared.blocks
 
 
 class ScorerConfig(BaseModel):
@@ -187,8 +207,23 @@ class Scorer(ABC, Generic[C]):
         return Scores(ids, wanted, out)
 
     def score_indices(self, user_index: np.ndarray) -> np.ndarray:
-        """Scores (len(user_index), n_items) for known user rows; internal fast path."""
-        return np.asarray(self._score(np.asarray(user_index, dtype=np.int64)), dtype=np.float32)
+        """Scores (len(user_index), n_items) for known user rows; internal fast path.
+
+        Inside ``shared_scores`` the result is stored (read-only) for the batch.
+        """
+        index = np.asarray(user_index, dtype=np.int64)
+        blocks = getattr(_shared, "blocks", None)
+        if blocks is None:
+            return np.asarray(self._score(index), dtype=np.float32)
+        batch = index.tobytes()
+        if batch != _shared.batch:
+            _shared.batch, _shared.blocks = batch, {}
+            blocks = _shared.blocks
+        if id(self) not in blocks:
+            values = np.array(self._score(index), dtype=np.float32)
+            values.flags.writeable = False
+            blocks[id(self)] = (self, values)  # the scorer is held so its id stays unique
+        return blocks[id(self)][1]
 
     def fold_in(self, histories: Sequence[Sequence[str]],
                 weights: Sequence[Sequence[float]] | None = None) -> Scores:

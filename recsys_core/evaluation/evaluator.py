@@ -32,7 +32,7 @@ from recsys_core.data.interactions import InteractionData
 from recsys_core.data.vocab import Vocabulary
 from recsys_core.evaluation import metrics as M
 from recsys_core.evaluation.ranking import exclude_seen, top_k
-from recsys_core.scoring import Scorer, Scores
+from recsys_core.scoring import Scorer, Scores, shared_scores
 
 log = logging.getLogger(__name__)
 
@@ -170,19 +170,16 @@ def evaluate(
     log.info("evaluating %d models on %d test users, %d items, k=%d",
              len(scorers), len(test_rows), train.n_items, k)
 
-    topk: dict[str, np.ndarray] = {}
-    seconds: dict[str, float] = {}
-    for name, scorer in scorers.items():
-        start = time.perf_counter()
-        if ranked is None:
-            topk[name] = _rank_all(scorer, train.users, train.items, seen, test_rows, k,
-                                   batch_size)
-        elif ranked[name].shape != (len(test_rows), k):
-            raise ValueError(f"ranked[{name!r}] has shape {ranked[name].shape}, expected "
-                             f"({len(test_rows)}, {k})")
-        else:
-            topk[name] = ranked[name]
-        seconds[name] = time.perf_counter() - start
+    seconds = dict.fromkeys(scorers, 0.0)
+    if ranked is None:
+        topk = _rank_all(scorers, train.users, train.items, seen, test_rows, k, batch_size,
+                         seconds)
+    else:
+        for name in scorers:
+            if ranked[name].shape != (len(test_rows), k):
+                raise ValueError(f"ranked[{name!r}] has shape {ranked[name].shape}, expected "
+                                 f"({len(test_rows)}, {k})")
+        topk = {name: ranked[name] for name in scorers}
 
     table: dict[str, dict[str, dict[str, float]]] = {}
     per_user: dict[str, dict[str, dict[str, np.ndarray]]] = {}
@@ -258,8 +255,7 @@ def rank_users(scorers: Mapping[str, Scorer], train: InteractionData, rows: np.n
     """
     seen = _pattern(train.matrix)
     batch_size = batch_size or batch_size_for(train.n_items)
-    return {name: _rank_all(scorer, train.users, train.items, seen, np.asarray(rows), k,
-                            batch_size) for name, scorer in scorers.items()}
+    return _rank_all(scorers, train.users, train.items, seen, np.asarray(rows), k, batch_size)
 
 
 def _check_vocabularies(train: InteractionData, test: InteractionData) -> None:
@@ -340,16 +336,28 @@ def _user_mask(members: np.ndarray, users: Vocabulary) -> np.ndarray:
     return mask
 
 
-def _rank_all(scorer: Scorer, users: Vocabulary, items: Vocabulary, seen: sp.csr_matrix,
-              rows: np.ndarray, k: int, batch_size: int) -> np.ndarray:
-    out = np.full((len(rows), k), -1, dtype=np.int32)
-    align = _Aligner(items)
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
-        values = align(scorer.score(users.id(batch)), len(batch))
-        values[np.isnan(values)] = -np.inf
-        exclude_seen(values, seen, batch)
-        out[start:start + len(batch)] = top_k(values, k)
+def _rank_all(scorers: Mapping[str, Scorer], users: Vocabulary, items: Vocabulary,
+              seen: sp.csr_matrix, rows: np.ndarray, k: int, batch_size: int,
+              seconds: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Top-``k`` lists of every scorer, batch by batch under ``shared_scores``.
+
+    A fusion and its sources score each batch once between them; ``seconds`` (when given)
+    charges a shared block to the first model that asked for it.
+    """
+    out = {name: np.full((len(rows), k), -1, dtype=np.int32) for name in scorers}
+    aligners = {name: _Aligner(items) for name in scorers}
+    with shared_scores():
+        for start in range(0, len(rows), batch_size):
+            batch = rows[start:start + batch_size]
+            ids = users.id(batch)
+            for name, scorer in scorers.items():
+                began = time.perf_counter()
+                values = aligners[name](scorer.score(ids), len(batch))
+                values[np.isnan(values)] = -np.inf
+                exclude_seen(values, seen, batch)
+                out[name][start:start + len(batch)] = top_k(values, k)
+                if seconds is not None:
+                    seconds[name] += time.perf_counter() - began
     return out
 
 
