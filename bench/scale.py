@@ -133,18 +133,20 @@ def run_size(n: int, encoder: str, trials: int, home: Path, out: Path) -> dict:
             with monitor.stage("tune_sources"):
                 config = config.model_copy(update={"sources": pipeline.tune_sources(
                     store, config.sources, options, config.source_trials, config.k)})
-        fit, train = {}, {}
+        fit = {}
         for name in config.fused_sources:
             with monitor.stage(f"fit_{name}"):
                 fit[name] = pipeline.train_source(store, name, config.sources[name], "fit",
                                                   options, embeddings)
         with monitor.stage("tune_fusion"):
             tuned = pipeline.tune_fusion(store, fit, config.k, config.trials, config.seed)
+        train = {}
         for name in config.fused_sources if config.refit else ():
             with monitor.stage(f"train_{name}"):
                 train[name] = pipeline.train_source(store, name, config.sources[name],
                                                     "train", options, embeddings)
-        train = train or fit
+        if not config.refit:  # the sources tuned on fit are the final ones (size_plan)
+            train = fit
         baselines = {}
         for name in BASELINES:
             with monitor.stage(f"train_{name}"):

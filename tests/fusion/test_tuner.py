@@ -6,7 +6,7 @@ import pytest
 from recsys_core.data.interactions import InteractionData
 from recsys_core.evaluation.metrics import per_user
 from recsys_core.evaluation.ranking import exclude_seen, top_k
-from recsys_core.fusion.tuner import tune
+from recsys_core.fusion.tuner import clears, refine, tune
 from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
 from tests.fusion.helpers import FixedScorer, make_data, matrix_of
 
@@ -112,8 +112,6 @@ def test_empty_validation_raises(parts) -> None:
 
 
 def test_refine_climbs_one_weight_at_a_time_and_keeps_only_gains() -> None:
-    from recsys_core.fusion.tuner import refine
-
     target = {"a": 0.25, "b": 1.0, "c": 0.0}
     calls = []
 
@@ -130,8 +128,6 @@ def test_refine_climbs_one_weight_at_a_time_and_keeps_only_gains() -> None:
 
 
 def test_clears_needs_a_gain_beyond_the_paired_noise() -> None:
-    from recsys_core.fusion.tuner import clears
-
     rng = np.random.default_rng(0)
     current = rng.uniform(size=400)
     noisy = current + rng.normal(0.0, 0.3, size=400)
@@ -145,8 +141,6 @@ def test_clears_needs_a_gain_beyond_the_paired_noise() -> None:
 
 
 def test_refine_rejects_gains_within_noise() -> None:
-    from recsys_core.fusion.tuner import refine
-
     rng = np.random.default_rng(1)
     base = rng.uniform(size=300)
 
