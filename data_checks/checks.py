@@ -17,6 +17,7 @@ from data_checks.suites import (
     items_suite,
 )
 from recsys_core.data import schema as S
+from recsys_core.data.keys import INTERACTION_KEYS, ITEM_KEYS
 from recsys_core.data.parse import PARSE_ERROR
 
 
@@ -27,6 +28,10 @@ def check_interactions(frame: pl.DataFrame, items: pl.DataFrame | None = None, *
                        known_item_ids: Collection[str] | None = None,
                        docs_dir: Path | None = None) -> CheckReport:
     """Check a canonical interactions frame (``_parse_error`` honoured when present).
+
+    Rows that pass the row-level checks and share (``user_id``, ``item_id``, ``ts``): the last
+    is kept, earlier copies are blamed as ``duplicate``, earlier other values as
+    ``superseded`` (see ``recsys_core.data.keys``).
 
     Args:
         frame: canonical interactions, optionally with the loader's meta columns.
@@ -48,12 +53,16 @@ def check_interactions(frame: pl.DataFrame, items: pl.DataFrame | None = None, *
     suite = interactions_suite(references=references, rating_range=rating_range,
                                row_bounds=row_bounds, event_values=event_values,
                                has_parse_errors=PARSE_ERROR in frame.columns)
-    return run_suite("interactions", frame, suite, docs_dir)
+    return run_suite("interactions", frame, suite, INTERACTION_KEYS,
+                     _fields(frame, S.INTERACTIONS_SCHEMA), docs_dir)
 
 
 def check_items(frame: pl.DataFrame, *, row_bounds: tuple[int, int | None] = ROW_BOUNDS,
                 docs_dir: Path | None = None) -> CheckReport:
     """Check a canonical items frame (``_parse_error`` honoured when present).
+
+    Valid rows sharing an ``item_id``: the last is kept, the others are blamed as
+    ``duplicate`` or ``superseded`` (see ``recsys_core.data.keys``).
 
     Args:
         frame: canonical items, optionally with the loader's meta columns.
@@ -61,4 +70,9 @@ def check_items(frame: pl.DataFrame, *, row_bounds: tuple[int, int | None] = ROW
         docs_dir: when given, also render Great Expectations Data Docs there.
     """
     suite = items_suite(row_bounds=row_bounds, has_parse_errors=PARSE_ERROR in frame.columns)
-    return run_suite("items", frame, suite, docs_dir)
+    return run_suite("items", frame, suite, ITEM_KEYS, _fields(frame, S.ITEMS_SCHEMA),
+                     docs_dir)
+
+
+def _fields(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> list[str]:
+    return [c for c in schema if c in frame.columns]

@@ -7,6 +7,8 @@ from typing import Any
 
 import polars as pl
 
+from recsys_core.data.keys import DUPLICATE, SUPERSEDED
+
 INDEX = "_index"
 REASON = "reason"
 
@@ -39,8 +41,10 @@ class CheckReport:
         row_count: rows checked.
         outcomes: one per expectation, in suite order.
         bad_rows: ``_index`` (0-based position in the checked frame, UInt32) and ``reason``
-            (the failed expectations, ``"; "``-joined), one row per bad row, by position.
-        gx_result: the raw Great Expectations validation result as a JSON-able dict.
+            (the failed expectations, ``"; "``-joined; or ``duplicate`` / ``superseded`` for
+            a valid row that lost to a later row of its key), one row per row not kept.
+        gx_result: the raw Great Expectations validation results as JSON-able dicts:
+            ``rows`` (the table's suite) and ``keys`` (the key check on the valid rows).
     """
 
     table: str
@@ -55,6 +59,21 @@ class CheckReport:
         return [o for o in self.outcomes if not o.success and not o.row_level]
 
     @property
+    def duplicate_rows(self) -> int:
+        """Valid rows dropped as exact copies of a later row of their key."""
+        return int((self.bad_rows[REASON] == DUPLICATE).sum())
+
+    @property
+    def superseded_rows(self) -> int:
+        """Valid rows replaced by a later row of their key with other values."""
+        return int((self.bad_rows[REASON] == SUPERSEDED).sum())
+
+    @property
+    def invalid_rows(self) -> int:
+        """Rows that failed a row-level expectation (the ones the bad-row threshold counts)."""
+        return self.bad_rows.height - self.duplicate_rows - self.superseded_rows
+
+    @property
     def success(self) -> bool:
         """Whether every expectation passed."""
         return all(o.success for o in self.outcomes)
@@ -64,6 +83,9 @@ class CheckReport:
         return {
             "rows": self.row_count,
             "bad_rows": self.bad_rows.height,
+            "invalid_rows": self.invalid_rows,
+            "duplicate_rows": self.duplicate_rows,
+            "superseded_rows": self.superseded_rows,
             "success": self.success,
             "failed_expectations": {
                 o.expectation: (o.error or o.unexpected_count)

@@ -26,11 +26,14 @@ class ValidationResult:
     """Clean data, quarantined rows and the verdict.
 
     Args:
-        dataset: the clean dataset (canonical columns only, every valid row, source order).
-        quarantine: table -> bad rows: canonical columns, ``_row`` (source record number)
-            and ``reason`` (the failed expectations, with parse messages).
+        dataset: the clean dataset (canonical columns only, source order): every valid row,
+            one per key (the last; see ``recsys_core.data.keys``).
+        quarantine: table -> every other row: canonical columns, ``_row`` (source record
+            number) and ``reason`` (the failed expectations, with parse messages; or
+            ``duplicate`` / ``superseded`` for a valid row that lost to a later one).
         reports: table -> the suite's ``CheckReport``.
-        threshold: the largest acceptable share of bad rows per table.
+        threshold: the largest acceptable share of bad rows (failing a row-level check;
+            duplicates and superseded rows are not bad) per table.
         data_docs: the Data Docs ``index.html`` when they were rendered, else ``None``.
     """
 
@@ -46,7 +49,7 @@ class ValidationResult:
             failures = ", ".join(o.expectation for o in report.table_failures)
             if failures:
                 problems.append(f"{table}: table checks failed ({failures})")
-            share = report.bad_rows.height / max(report.row_count, 1)
+            share = report.invalid_rows / max(report.row_count, 1)
             if share > self.threshold:
                 problems.append(f"{table}: {share:.1%} of {report.row_count} rows bad "
                                 f"(threshold {self.threshold:.1%})")
@@ -59,7 +62,12 @@ class ValidationResult:
 
     @property
     def summary(self) -> dict[str, Any]:
-        """Rows read/valid/quarantined and failed expectations per table, JSON-able."""
+        """Rows per table and failed expectations, JSON-able.
+
+        Per table: ``rows_read`` = ``rows_valid`` (clean) + ``rows_quarantined``, of which
+        ``rows_duplicate`` and ``rows_superseded`` lost to a later row of their key and the
+        rest failed a check; ``bad_share`` is that rest over ``rows_read``.
+        """
         tables = {}
         for table, report in self.reports.items():
             bad = report.bad_rows.height
@@ -67,7 +75,9 @@ class ValidationResult:
                 "rows_read": report.row_count,
                 "rows_valid": report.row_count - bad,
                 "rows_quarantined": bad,
-                "bad_share": bad / max(report.row_count, 1),
+                "rows_duplicate": report.duplicate_rows,
+                "rows_superseded": report.superseded_rows,
+                "bad_share": report.invalid_rows / max(report.row_count, 1),
                 "failed_expectations": report.summary()["failed_expectations"],
             }
         return {"dataset": self.dataset.name, "threshold": self.threshold,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 import great_expectations.expectations as gxe
@@ -42,7 +42,9 @@ def interactions_suite(*, references: bool = False,
                        event_values: Collection[str] | None = None,
                        has_parse_errors: bool = False,
                        now: datetime | None = None) -> list[gxe.Expectation]:
-    """Build the expectations for the canonical interactions table.
+    """Build the row- and table-level expectations for the canonical interactions table.
+
+    Key uniqueness is not here: it is judged among the rows that pass these (``keys_suite``).
 
     Args:
         references: check referential integrity: the frame carries ``KNOWN_ITEM`` (whether
@@ -72,7 +74,6 @@ def interactions_suite(*, references: bool = False,
                                           max_value=rating_range[1]),
         gxe.ExpectColumnValuesToBeBetween(column=S.WEIGHT, min_value=0.0, strict_min=True),
         gxe.ExpectColumnValuesToBeBetween(column=S.TS, min_value=EPOCH, max_value=latest),
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=[S.USER_ID, S.ITEM_ID, S.TS]),
     ]
     if event_values is not None:
         expectations.append(gxe.ExpectColumnValuesToBeInSet(column=S.EVENT,
@@ -88,7 +89,9 @@ def interactions_suite(*, references: bool = False,
 
 def items_suite(*, row_bounds: tuple[int, int | None] = ROW_BOUNDS,
                 has_parse_errors: bool = False) -> list[gxe.Expectation]:
-    """Build the expectations for the canonical items table.
+    """Build the row- and table-level expectations for the canonical items table.
+
+    Key uniqueness is not here: it is judged among the rows that pass these (``keys_suite``).
 
     Args:
         row_bounds: inclusive bounds on the row count (``None``: no upper bound).
@@ -106,9 +109,19 @@ def items_suite(*, row_bounds: tuple[int, int | None] = ROW_BOUNDS,
                                                 max_value=TITLE_MAX_LENGTH),
         gxe.ExpectColumnValueLengthsToBeBetween(column=S.TEXT, min_value=1,
                                                 max_value=TEXT_MAX_LENGTH),
-        gxe.ExpectColumnValuesToBeUnique(column=S.ITEM_ID),
     ]
     if has_parse_errors:
         expectations.append(gxe.ExpectColumnValuesToBeNull(column=PARSE_ERROR))
     return expectations
 
+
+
+def keys_suite(keys: Sequence[str]) -> list[gxe.Expectation]:
+    """Build the uniqueness expectation on a table's key, for the rows that passed its suite.
+
+    Args:
+        keys: the key columns (``keys.INTERACTION_KEYS``, ``keys.ITEM_KEYS``).
+    """
+    if len(keys) == 1:
+        return [gxe.ExpectColumnValuesToBeUnique(column=keys[0])]
+    return [gxe.ExpectCompoundColumnsToBeUnique(column_list=list(keys))]

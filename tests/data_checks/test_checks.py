@@ -46,27 +46,60 @@ def test_interaction_failures_name_expectations() -> None:
             ("u3", "i9", ts(3), 1.0),                                     # 4 unknown item
             ("u3", "i1", ts(3), 11.0),                                    # 5 rating range
             ("u3", "i2", future, 1.0),                                    # 6 future
-            ("u3", "i2", datetime(1960, 1, 1, tzinfo=UTC), 1.0),          # 7 before 1970
-            ("u1", "i1", ts(0), 3.0)]                                     # 8 duplicate of 0
+            ("u3", "i2", datetime(1960, 1, 1, tzinfo=UTC), 1.0)]          # 7 before 1970
     report = check_interactions(interactions(rows), items(["i1", "i2"]))
     assert not report.success and report.table_failures == []
     reasons = dict(zip(report.bad_rows["_index"].to_list(), report.bad_rows["reason"],
                        strict=True))
-    assert sorted(reasons) == [3, 4, 5, 6, 7, 8]
+    assert sorted(reasons) == [3, 4, 5, 6, 7]
     assert reasons[3] == "expect_column_values_to_not_be_null(user_id)"
     assert reasons[4] == "expect_column_values_to_be_in_set(item_id)"
     assert reasons[5] == "expect_column_values_to_be_between(rating)"
     assert reasons[6] == reasons[7] == "expect_column_values_to_be_between(ts)"
-    assert reasons[8] == "expect_compound_columns_to_be_unique(user_id,item_id,ts)"
+    assert report.invalid_rows == 5 and report.duplicate_rows == report.superseded_rows == 0
 
 
-def test_item_failures_and_duplicates_keep_first() -> None:
-    frame = items(["a", "b", "a", None, "c"], ["A", "B", "A again", "N", "x" * 2000])
+def test_keys_are_judged_among_valid_rows_and_the_last_row_wins() -> None:
+    rows = [("u1", "i1", ts(0), 4.0),    # 0 good
+            ("u1", "i1", ts(0), 11.0),   # 1 bad copy of 0 (rating out of range), after it
+            ("u2", "i1", ts(1), 12.0),   # 2 bad copy of 3, before it
+            ("u2", "i1", ts(1), 3.0),    # 3 good
+            ("u1", "i2", ts(2), 5.0),    # 4 exact duplicate of 5
+            ("u1", "i2", ts(2), 5.0),    # 5 kept
+            ("u2", "i2", ts(3), 1.0),    # 6 exact duplicate of 8 (the last value wins)
+            ("u2", "i2", ts(3), 2.0),    # 7 superseded by 8
+            ("u2", "i2", ts(3), 1.0),    # 8 kept
+            ("u3", "i2", ts(4), None),   # 9 superseded by 10 (a null rating differs)
+            ("u3", "i2", ts(4), 2.0)]    # 10 kept
+    report = check_interactions(interactions(rows), items(["i1", "i2"]))
+    reasons = dict(zip(report.bad_rows["_index"].to_list(), report.bad_rows["reason"],
+                       strict=True))
+    rating = "expect_column_values_to_be_between(rating)"
+    assert reasons == {1: rating, 2: rating, 4: "duplicate", 6: "duplicate",
+                       7: "superseded", 9: "superseded"}
+    assert (report.invalid_rows, report.duplicate_rows, report.superseded_rows) == (2, 2, 2)
+    unique = next(o for o in report.outcomes if "unique" in o.expectation)
+    assert unique.expectation == "expect_compound_columns_to_be_unique(user_id,item_id,ts)"
+    assert (unique.success, unique.unexpected_count, unique.row_level) == (False, 4, True)
+    result = validate_dataset(Dataset("keys", interactions(rows), items(["i1", "i2"])), 0.2)
+    clean = result.dataset.interactions.select(S.USER_ID, S.ITEM_ID, S.RATING).rows()
+    assert clean == [("u1", "i1", 4.0), ("u2", "i1", 3.0), ("u1", "i2", 5.0),
+                     ("u2", "i2", 1.0), ("u3", "i2", 2.0)]
+    assert result.summary["tables"]["interactions"] | {"failed_expectations": None} == {
+        "rows_read": 11, "rows_valid": 5, "rows_quarantined": 6, "rows_duplicate": 2,
+        "rows_superseded": 2, "bad_share": 2 / 11, "failed_expectations": None}
+    assert result.success  # 2 of 11 bad is under 20%: duplicates and superseded are not bad
+
+
+def test_item_failures_and_the_last_item_row_wins() -> None:
+    frame = items(["a", "b", "a", None, "c", "b"],
+                  ["A", "B", "A again", "N", "x" * 2000, "B"])
     report = check_items(frame)
     reasons = dict(zip(report.bad_rows["_index"].to_list(), report.bad_rows["reason"],
                        strict=True))
     assert reasons == {
-        2: "expect_column_values_to_be_unique(item_id)",
+        0: "superseded",
+        1: "duplicate",
         3: "expect_column_values_to_not_be_null(item_id)",
         4: "expect_column_value_lengths_to_be_between(title)",
     }
@@ -91,7 +124,7 @@ def test_empty_table_fails_validation() -> None:
 def messy_dir(tmp_path: Path) -> Path:
     (tmp_path / "interactions.csv").write_text(
         "user_id,item_id,ts,rating\n"
-        "u1,i1,1600000000,4\n"       # 1 good
+        "u1,i1,1600000000,4\n"       # 1 superseded by row 9
         "u1,i2,1600000100,5\n"       # 2 good
         "u2,i1,yesterday,3\n"        # 3 bad timestamp
         "u2,i2,1600000200,abc\n"     # 4 bad rating
@@ -99,14 +132,14 @@ def messy_dir(tmp_path: Path) -> Path:
         "u3,i9,1600000400,4\n"       # 6 unknown item
         ",i1,1600000500,4\n"         # 7 missing user
         "u3,i1,1600000600,\n"        # 8 good (no rating)
-        "u1,i1,1600000000,2\n"       # 9 duplicate of row 1
+        "u1,i1,1600000000,2\n"       # 9 good: same key as row 1, a later rating
         "u4,i2,1600000700,4.5\n")    # 10 good
     (tmp_path / "items.csv").write_text(
         "item_id,title,genres\n"
-        "i1,One,Drama\n"
+        "i1,One,Drama\n"             # 1 superseded by row 4
         "i2,Two,\n"
         "i3,,Drama\n"                # 3 missing title
-        "i1,One again,\n")           # 4 duplicate id
+        "i1,One again,\n")           # 4 same id as row 1, later: wins
     return tmp_path
 
 
@@ -115,18 +148,20 @@ def test_validate_dataset_quarantines_with_reasons(messy_dir: Path) -> None:
     clean, bad = result.dataset, result.quarantine
     assert clean.interactions.columns == list(S.INTERACTIONS_SCHEMA)
     assert clean.items.columns == list(S.ITEMS_SCHEMA)
-    assert clean.items[S.ITEM_ID].to_list() == ["i1", "i2"]
-    assert bad["items"][ROW].to_list() == [3, 4]
+    assert clean.items.select(S.ITEM_ID, S.TITLE).rows() == [("i2", "Two"), ("i1", "One again")]
+    assert bad["items"][ROW].to_list() == [1, 3]
     assert bad["items"]["reason"].to_list() == [
+        "superseded",
         "expect_column_values_to_not_be_null(title)",
-        "expect_column_values_to_be_unique(item_id)",
     ]
-    assert clean.interactions.height == 4
-    assert clean.interactions[S.TS].dt.epoch("s").to_list() == [
-        1600000000, 1600000100, 1600000600, 1600000700]
+    assert clean.interactions.select(S.TS, S.RATING).rows() == [
+        (datetime.fromtimestamp(t, UTC), r)
+        for t, r in ((1600000100, 5.0), (1600000600, None), (1600000000, 2.0),
+                     (1600000700, 4.5))]
     quarantined = dict(zip(bad["interactions"][ROW].to_list(), bad["interactions"]["reason"],
                            strict=True))
-    assert sorted(quarantined) == [3, 4, 5, 6, 7, 9]
+    assert sorted(quarantined) == [1, 3, 4, 5, 6, 7]
+    assert quarantined[1] == "superseded"
     assert quarantined[3] == ("expect_column_values_to_not_be_null(ts); "
                               "expect_column_values_to_be_null(_parse_error): "
                               "ts: cannot parse 'yesterday' as timestamp")
@@ -134,13 +169,13 @@ def test_validate_dataset_quarantines_with_reasons(messy_dir: Path) -> None:
                               "rating: cannot parse 'abc' as number")
     assert quarantined[5] == quarantined[6] == "expect_column_values_to_be_in_set(item_id)"
     assert "expect_column_values_to_not_be_null(user_id)" in quarantined[7]
-    assert quarantined[9] == "expect_compound_columns_to_be_unique(user_id,item_id,ts)"
     assert bad["interactions"].columns == [*S.INTERACTIONS_SCHEMA, ROW, "reason"]
     summary = result.summary
     assert summary["tables"]["interactions"] | {"failed_expectations": None} == {
-        "rows_read": 10, "rows_valid": 4, "rows_quarantined": 6, "bad_share": 0.6,
-        "failed_expectations": None}
+        "rows_read": 10, "rows_valid": 4, "rows_quarantined": 6, "rows_duplicate": 0,
+        "rows_superseded": 1, "bad_share": 0.5, "failed_expectations": None}
     assert summary["tables"]["items"]["rows_quarantined"] == 2
+    assert summary["tables"]["items"]["bad_share"] == 0.25
     assert summary["success"] and result.success
     result.raise_if_failed()
 
@@ -152,8 +187,8 @@ def test_threshold_exceeded(messy_dir: Path) -> None:
         result.raise_if_failed()
     message = str(info.value)
     assert "\n" not in message
-    assert "interactions: 60.0% of 10 rows bad (threshold 20.0%)" in message
-    assert "items: 50.0% of 4 rows bad" in message
+    assert "interactions: 50.0% of 10 rows bad (threshold 20.0%)" in message
+    assert "items: 25.0% of 4 rows bad" in message
 
 
 def test_data_docs_written_under_settings(messy_dir: Path, tmp_path: Path,
