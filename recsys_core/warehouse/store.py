@@ -2,9 +2,11 @@
 
 Tables (see ``tables.ddl``): ``raw_<t>`` (every row a batch read, clean or quarantined, by
 ``batch_id``), ``clean_<t>`` (by content-addressed ``snapshot_id``, written once per snapshot,
-with ``row_idx`` fixing the order), ``quarantine_<t>`` (bad rows with ``_row`` and ``reason``,
-by ``batch_id``), ``clean_users`` (attributes as JSON), ``snapshots`` (with the batch that
-created each and, for an append, its ``parent_id``) and ``load_batches``.
+with ``row_idx`` fixing the order), ``quarantine_<t>`` (by ``batch_id``, with ``_row`` and
+``reason``: the batch's bad, ``duplicate`` and ``superseded`` rows, and for an append the base
+snapshot's rows it replaced, ``superseded`` with a null ``_row``), ``clean_users`` (attributes
+as JSON), ``snapshots`` (with the batch that created each and, for an append, its
+``parent_id``) and ``load_batches``.
 """
 
 from __future__ import annotations
@@ -71,12 +73,14 @@ class Warehouse:
                *, base: str | None = None) -> str:
         """Append an increment to a snapshot in one transaction; return the new snapshot id.
 
-        The new snapshot holds the base snapshot's rows plus the increment's rows with new
-        keys: interactions deduplicated on (``user_id``, ``item_id``, ``ts``), items on
-        ``item_id`` (existing rows win; see ``increments.merge``). The batch records the
-        increment's rows (raw and quarantined), its parent snapshot and the duplicates
-        dropped. Validate the increment with ``known_item_ids`` set to the base's items so
-        that interactions with existing items pass referential integrity.
+        The new snapshot holds the base snapshot's rows with the increment applied, one row
+        per key: interactions keyed by (``user_id``, ``item_id``, ``ts``), items by
+        ``item_id``; the increment's row wins (see ``increments.merge``). The batch records
+        the increment's rows (raw and quarantined), its parent snapshot, the duplicates
+        dropped, and the base rows it replaced: in ``quarantine_<table>`` under this batch
+        with reason ``superseded`` and a null ``_row``, counted in ``n_replaced_<table>``.
+        Validate the increment with ``known_item_ids`` set to the base's items so that
+        interactions with existing items pass referential integrity.
 
         Args:
             increment: the increment's clean tables (canonical columns).
@@ -91,15 +95,15 @@ class Warehouse:
         if base is None:
             return self.load(increment, quarantine)
         merged = merge(self.dataset(base), increment)
-        logger.info("appending %s to %s: %d new interactions, %d new items, %d + %d duplicates",
-                    increment.name, base, merged.added_interactions, merged.added_items,
-                    merged.duplicate_interactions, merged.duplicate_items)
+        logger.info("appending %s to %s: %s duplicates, %s replaced", increment.name, base,
+                    merged.duplicates, {t: f.height for t, f in merged.superseded.items()})
         return self._commit(merged.dataset, increment, quarantine, parent=base,
-                            duplicates=(merged.duplicate_interactions, merged.duplicate_items))
+                            duplicates=merged.duplicates, replaced=merged.superseded)
 
     def _commit(self, snapshot: Dataset, batch: Dataset,
                 quarantine: dict[str, pl.DataFrame] | None, *, parent: str | None = None,
-                duplicates: tuple[int, int] = (0, 0)) -> str:
+                duplicates: Mapping[str, int] | None = None,
+                replaced: Mapping[str, pl.DataFrame] | None = None) -> str:
         quarantine = quarantine or {}
         unknown = set(quarantine) - set(T.CANONICAL)
         if unknown:
@@ -110,6 +114,9 @@ class Warehouse:
                 "items": S.conform(batch.items, S.ITEMS_SCHEMA)}
         bad = {t: quarantine.get(t, pl.DataFrame(schema=schema))
                for t, schema in T.CANONICAL.items()}
+        duplicates = {t: (duplicates or {}).get(t, 0) for t in T.CANONICAL}
+        replaced = {t: S.conform((replaced or {}).get(t, pl.DataFrame(schema=schema)), schema)
+                    for t, schema in T.CANONICAL.items()}
         snap, batch_id = snapshot_id(snapshot), uuid.uuid4().hex
         now = datetime.now(UTC)
         with self._connect() as con:
@@ -120,15 +127,18 @@ class Warehouse:
                     W.write_snapshot(con, snap, snapshot, clean, now,
                                       {T.PARENT_ID: parent, T.BATCH_ID: batch_id})
                 for table, schema in T.CANONICAL.items():
-                    W.write_batch(con, table, schema, batch_id, read[table], bad[table])
+                    W.write_batch(con, table, schema, batch_id, read[table], bad[table],
+                                  replaced[table])
                 con.execute(*T.insert_row("load_batches", {
                     T.BATCH_ID: batch_id, T.SNAPSHOT_ID: snap, "dataset": batch.name,
                     "loaded_at": now, "n_clean_interactions": read["interactions"].height,
                     "n_clean_items": read["items"].height,
                     "n_quarantined_interactions": bad["interactions"].height,
                     "n_quarantined_items": bad["items"].height, T.PARENT_ID: parent,
-                    "n_duplicate_interactions": duplicates[0],
-                    "n_duplicate_items": duplicates[1]}))
+                    "n_duplicate_interactions": duplicates["interactions"],
+                    "n_duplicate_items": duplicates["items"],
+                    "n_replaced_interactions": replaced["interactions"].height,
+                    "n_replaced_items": replaced["items"].height}))
                 con.commit()
             except BaseException:
                 con.rollback()

@@ -29,7 +29,8 @@ def quote(identifier: str) -> str:
 # Columns added after the first release (kept nullable so older files can gain them).
 _SNAPSHOT_ADDED = (f"{quote(PARENT_ID)} VARCHAR", f"{quote(BATCH_ID)} VARCHAR")
 _BATCH_ADDED = (f"{quote(PARENT_ID)} VARCHAR", "n_duplicate_interactions BIGINT",
-                "n_duplicate_items BIGINT")
+                "n_duplicate_items BIGINT", "n_replaced_interactions BIGINT",
+                "n_replaced_items BIGINT")
 
 
 def sql_type(dtype: pl.DataType) -> str:

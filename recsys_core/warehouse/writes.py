@@ -13,6 +13,7 @@ import polars as pl
 
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
+from recsys_core.data.keys import SUPERSEDED
 from recsys_core.warehouse import tables as T
 from recsys_core.warehouse.snapshot import canonical_order
 
@@ -46,7 +47,8 @@ def write_snapshot(con: duckdb.DuckDBPyConnection, snap: str, dataset: Dataset,
 
 
 def write_batch(con: duckdb.DuckDBPyConnection, table: str, schema: dict[str, pl.DataType],
-                batch: str, clean: pl.DataFrame, bad: pl.DataFrame) -> None:
+                batch: str, clean: pl.DataFrame, bad: pl.DataFrame,
+                replaced: pl.DataFrame) -> None:
     """Insert a batch's rows of one table into ``raw_<table>`` and ``quarantine_<table>``.
 
     Args:
@@ -56,6 +58,8 @@ def write_batch(con: duckdb.DuckDBPyConnection, table: str, schema: dict[str, pl
         batch: the batch id.
         clean: the batch's clean rows (conformed).
         bad: the batch's quarantined rows (canonical columns, ``_row``, ``reason``).
+        replaced: the base snapshot's rows this batch superseded (conformed): quarantined
+            with reason ``superseded`` and a null ``_row``, not raw rows of this batch.
     """
     extra = {T.SOURCE_ROW: pl.Int64(), T.REASON: pl.String()}
     bad_rows = S.conform(bad, schema).hstack([
@@ -63,8 +67,11 @@ def write_batch(con: duckdb.DuckDBPyConnection, table: str, schema: dict[str, pl
         else pl.Series(c, [None] * bad.height, dtype=dtype) for c, dtype in extra.items()])
     raw = pl.concat([clean.with_columns(pl.lit(False).alias(T.QUARANTINED)),
                      bad_rows.select(*schema, pl.lit(True).alias(T.QUARANTINED))])
+    replaced_rows = replaced.with_columns(pl.lit(None, dtype=pl.Int64).alias(T.SOURCE_ROW),
+                                          pl.lit(SUPERSEDED).alias(T.REASON))
     insert(con, f"raw_{table}", raw, {T.BATCH_ID: batch})
-    insert(con, f"quarantine_{table}", bad_rows, {T.BATCH_ID: batch})
+    insert(con, f"quarantine_{table}", pl.concat([bad_rows, replaced_rows]),
+           {T.BATCH_ID: batch})
 
 
 def insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame,

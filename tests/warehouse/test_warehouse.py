@@ -226,18 +226,18 @@ def test_features_event_weights_and_time_decay(tmp_path: Path) -> None:
 
 def increment() -> Dataset:
     inter = pl.DataFrame({
-        S.USER_ID: ["u1", "u4", "u4", "u4"],
-        S.ITEM_ID: ["i1", "i5", "i1", "i5"],
+        S.USER_ID: ["u1", "u4", "u4", "u4", "u2"],
+        S.ITEM_ID: ["i1", "i5", "i1", "i5", "i1"],
         S.TS: [T0 + timedelta(hours=1), T0 + timedelta(hours=5), T0 + timedelta(hours=6),
-               T0 + timedelta(hours=5)],
-        S.RATING: [4.0, None, 5.0, None],
-    })  # row 0 is already in the base, row 3 repeats row 1
+               T0 + timedelta(hours=5), T0],
+        S.RATING: [4.0, None, 5.0, None, 5.0],
+    })  # row 0 is already in the base, row 3 repeats row 1, row 4 re-rates a base row
     items = pl.DataFrame({S.ITEM_ID: ["i5", "i1"], S.TITLE: ["Five", "One renamed"]})
     return Dataset("increment", S.conform(inter, S.INTERACTIONS_SCHEMA),
                    S.conform(items, S.ITEMS_SCHEMA))
 
 
-def test_append_dedupes_and_creates_a_child_snapshot(tmp_path: Path) -> None:
+def test_append_applies_the_later_rows_in_a_child_snapshot(tmp_path: Path) -> None:
     wh = Warehouse(tmp_path / "wh.duckdb")
     base = wh.load(make_dataset())
     child = wh.append(increment(), make_quarantine())
@@ -245,16 +245,28 @@ def test_append_dedupes_and_creates_a_child_snapshot(tmp_path: Path) -> None:
     inter = wh.interactions(child)
     assert inter.height == 4 + 2
     assert inter.select(S.USER_ID, S.ITEM_ID, S.TS).is_duplicated().sum() == 0
+    rating = inter.filter((pl.col(S.USER_ID) == "u2") & (pl.col(S.ITEM_ID) == "i1"))[S.RATING]
+    assert rating.to_list() == [5.0]  # the increment's row wins
     items = wh.items(child)
     assert sorted(items[S.ITEM_ID]) == ["i1", "i2", "i3", "i4", "i5"]
-    assert items.filter(pl.col(S.ITEM_ID) == "i1")[S.TITLE].item() == "One"  # existing wins
+    assert items.filter(pl.col(S.ITEM_ID) == "i1")[S.TITLE].item() == "One renamed"
     assert wh.interactions(base).height == 4  # the parent is untouched
+    assert wh.items(base).filter(pl.col(S.ITEM_ID) == "i1")[S.TITLE].item() == "One"
     snapshots = wh.snapshots()
     assert snapshots.filter(pl.col("snapshot_id") == child)["parent_id"].item() == base
     batch = wh.batches().row(-1, named=True)
     assert (batch["parent_id"], batch["n_duplicate_interactions"],
-            batch["n_duplicate_items"]) == (base, 2, 1)
-    assert (batch["n_clean_interactions"], batch["n_quarantined_interactions"]) == (4, 1)
+            batch["n_duplicate_items"]) == (base, 2, 0)
+    assert (batch["n_replaced_interactions"], batch["n_replaced_items"]) == (1, 1)
+    assert (batch["n_clean_interactions"], batch["n_quarantined_interactions"]) == (5, 1)
+    replaced = wh.quarantined("interactions", batch["batch_id"]).sort("_row", nulls_last=True)
+    assert replaced.select(S.USER_ID, S.ITEM_ID, S.RATING, "_row", "reason").rows() == [
+        ("u9", "i9", None, 7, "expect_column_values_to_be_in_set(item_id)"),
+        ("u2", "i1", 2.0, None, "superseded")]
+    old_item = wh.quarantined("items", batch["batch_id"])
+    assert old_item.select(S.ITEM_ID, S.TITLE, S.TEXT, "_row", "reason").rows() == [
+        ("i1", "One", "first", None, "superseded")]
+    assert counts(wh.path)["raw_interactions"] == 4 + 5 + 1  # base, increment, its bad row
     merged = Dataset("any", wh.interactions(child), wh.items(child))
     assert snapshot_id(merged) == child
     again = wh.append(increment())
