@@ -189,8 +189,11 @@ class Outcome:
         failed = "; ".join(f"{t}: " + ", ".join(f"{e} {n}" for e, n in f.items())
                            for t, f in self.failed.items())
         example = f"; e.g. {self.example}" if self.example else ""
+        keyed = [f"{n} {t} {reason}" for t, found in self.reasons.items()
+                 for reason, n in found.items() if reason in (DUPLICATE, SUPERSEDED)]
+        keyed += [f"{n} {t} already in the base" for t, n in self.duplicates.items() if n]
         return (f"quarantined {counts}" + (f" ({failed}{example})" if failed else "")
-                + f"; clean {clean}")
+                + (f" [{', '.join(keyed)}]" if keyed else "") + f"; clean {clean}")
 
 
 def write_files(files: Mapping[str, Content], directory: Path) -> Path:
