@@ -115,7 +115,6 @@ def items_suite(*, row_bounds: tuple[int, int | None] = ROW_BOUNDS,
     return expectations
 
 
-
 def keys_suite(keys: Sequence[str]) -> list[gxe.Expectation]:
     """Build the uniqueness expectation on a table's key, for the rows that passed its suite.
 
