@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from recsys_core.cf.ease import EASE
 from recsys_core.cf.implicit_models import ALS, BPR, ItemKNN, ItemKNNBM25
 from recsys_core.cf.popular import MostPop
+from recsys_core.deep.graph import LMGraph
 from recsys_core.deep.projector import ContentProjector
 from recsys_core.deep.text_similarity import TextSimilarity
 from recsys_core.deep.user_encoder import UserEncoder
@@ -18,14 +19,14 @@ from recsys_core.scoring import Scorer
 SOURCES: dict[str, type[Scorer]] = {
     cls.name: cls
     for cls in (MostPop, ALS, BPR, ItemKNN, ItemKNNBM25, EASE, TextSimilarity, ContentProjector,
-                UserEncoder)
+                LMGraph, UserEncoder)
 }
 """Source name (as in reports) -> scorer class; each class's config is its first argument."""
 
 BASELINES = ("mostpop",)
 """Sources reported beside the fusion but never fused (the peer every model must beat)."""
 
-CONTENT_SOURCES = frozenset({"text", "projector", "user_encoder"})
+CONTENT_SOURCES = frozenset({"text", "projector", "graph", "user_encoder"})
 """Sources that need item embeddings."""
 
 

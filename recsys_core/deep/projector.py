@@ -19,6 +19,7 @@ from torch import nn
 from recsys_core.cf.implicit_models import ALS, ALSConfig
 from recsys_core.cf.warm import mask_cold
 from recsys_core.data.interactions import InteractionData
+from recsys_core.deep.layers import make_mlp
 from recsys_core.deep.torch_utils import (
     require_embeddings,
     resolve_device,
@@ -68,26 +69,6 @@ class ContentProjectorConfig(ScorerConfig):
     holdout: float = Field(0.1, gt=0, lt=1)
     warm_items: Literal["als", "projected", "blend"] = "als"
     blend: float = Field(0.5, ge=0, le=1)
-
-
-def make_mlp(dim_in: int, dim_out: int, hidden: int, layers: int, dropout: float
-             ) -> nn.Sequential:
-    """Build a ReLU MLP ``dim_in -> hidden (x layers) -> dim_out``.
-
-    Args:
-        dim_in: input width (embedding size).
-        dim_out: output width (ALS factors).
-        hidden: hidden width.
-        layers: hidden layers.
-        dropout: dropout after each hidden layer.
-    """
-    blocks: list[nn.Module] = []
-    width = dim_in
-    for _ in range(layers):
-        blocks += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
-        width = hidden
-    blocks.append(nn.Linear(width, dim_out))
-    return nn.Sequential(*blocks)
 
 
 class ContentProjector(Scorer[ContentProjectorConfig]):

@@ -1,18 +1,32 @@
-"""UserEncoder: a GRU over the text embeddings of a user's items, trained on next-item.
+"""UserEncoder: a SASRec-class causal Transformer over each user's time-ordered items.
 
-Item vectors are a learned linear map of the frozen text embeddings, so every item with
-text, cold ones included, can be scored; the user vector is the GRU's state after the user's
-latest item. Training is sampled softmax: each position's next item against negatives drawn
-uniformly from the warm items (cold items are never sampled, so the map is not taught to
-push them down), early-stopped on next-item hit rate over a holdout carved from the
-training data itself (each of some users' latest item), so a model trained on the tuning part
-and one trained on the whole training part are trained alike, and the fusion tuner's
-validation split is never what selected the encoder's epoch.
+Design (Kang & McAuley's SASRec, trained as Klenitskiy & Vasilev's SASRec+ and Petrov &
+Macdonald's gSASRec recommend, with text for cold items):
+
+- An item is its learned ID embedding plus an MLP of its frozen language-model text
+  embedding. During training each item's ID part is dropped with probability
+  ``id_dropout`` (the same draw for the step's inputs and outputs), so the text part alone
+  learns to place an item; an item without training interactions (cold) is scored from its
+  text alone and lands in the same space.
+- Input: item vectors plus learned positional embeddings, layer norm, dropout, then
+  ``blocks`` post-norm Transformer blocks with causal self-attention. The state at every
+  position predicts the next item (the output item vectors are the input ones: tied).
+- Loss: softmax cross-entropy over every warm item at every position (full CE: SASRec with
+  CE reaches NDCG@10 0.182 on ML-1M full ranking against 0.134 for the BCE/one-negative
+  original). Above ``full_softmax_items`` warm items, a sampled softmax: ``negatives``
+  items drawn per step by popularity, with the logQ correction (Yi et al., RecSys 2019) so
+  the estimate stays unbiased towards popular items. Cold items are never in the softmax,
+  so they are not taught to rank low.
+- Early stopping on NDCG of each of up to ``eval_users`` users' latest training item, held
+  out of their training sequence (``recsys_core.deep.holdout``); each epoch draws at most
+  ``max_windows`` windows, so its cost stops growing with the data.
+
+A user's vector is the state after their latest ``max_len`` items; fold-in of a new user is
+the same single forward pass over their recent items.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from typing import Literal
@@ -24,6 +38,8 @@ from torch import nn
 
 from recsys_core.cf.warm import warm_items
 from recsys_core.data.interactions import InteractionData
+from recsys_core.deep.holdout import EarlyStopping, Holdout, carve, train_epochs
+from recsys_core.deep.layers import make_mlp
 from recsys_core.deep.sequences import pad, windows
 from recsys_core.deep.torch_utils import (
     require_embeddings,
@@ -37,92 +53,98 @@ log = logging.getLogger(__name__)
 
 
 class UserEncoderConfig(ScorerConfig):
-    """Network and training settings; defaults train ~100k interactions in seconds on 2 CPUs.
+    """Network and training settings (SASRec's published defaults where they exist).
 
     Args:
-        hidden: GRU width and the size of user and item vectors.
-        layers: GRU layers.
-        dropout: dropout on the GRU inputs.
-        max_len: items of history the user vector is computed from (and training window).
+        dim: width of item, position and user vectors.
+        blocks: Transformer blocks.
+        heads: attention heads per block.
+        dropout: dropout on embeddings, attention and feed-forward layers.
+        max_len: items of history a user vector is computed from (and training window).
+        text_hidden: hidden width of the text MLP.
+        id_dropout: per step, the chance that an item's ID embedding is dropped (text only).
         epochs: upper bound on epochs.
         batch_size: windows per step.
         lr: Adam learning rate.
         weight_decay: Adam weight decay.
-        negatives: sampled negatives per step, shared by all positions in the batch.
-        patience: validation checks without improvement before stopping.
-        early_stopping: what the hit rate is checked on after each epoch: ``holdout`` (the
-            latest item of up to ``eval_users`` users, held out of their training sequences),
-            ``validation`` (``options.validation``; none given, no early stopping) or ``none``
-            (every epoch runs).
-        eval_users: validation users sampled per check (hit rate estimate).
-        eval_k: cut-off of the validation hit rate.
-        max_windows: training windows drawn per epoch (all of them when there are fewer), so
-            an epoch's cost stops growing with the data (a window holds up to ``max_len + 1``
-            items, so at 30 interactions per user 20,000 windows are about 600k of them).
+        full_softmax_items: above this many warm items the loss is a sampled softmax.
+        negatives: items sampled per step for the sampled softmax.
+        patience: epochs without holdout improvement before stopping.
+        early_stopping: ``holdout`` (each of up to ``eval_users`` users' latest training
+            item) or ``none`` (every epoch runs).
+        eval_users: users in the holdout.
+        eval_k: cut-off of the holdout NDCG.
+        max_windows: training windows drawn per epoch (all of them when there are fewer).
     """
 
-    hidden: int = Field(64, gt=0)
-    layers: int = Field(1, ge=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    max_len: int = Field(50, ge=1)
-    epochs: int = Field(8, gt=0)
+    dim: int = Field(64, gt=0)
+    blocks: int = Field(2, ge=1)
+    heads: int = Field(1, ge=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    max_len: int = Field(200, ge=1)
+    text_hidden: int = Field(256, gt=0)
+    id_dropout: float = Field(0.2, ge=0, le=1)
+    epochs: int = Field(100, gt=0)
     batch_size: int = Field(128, gt=0)
-    lr: float = Field(3e-3, gt=0)
+    lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
-    negatives: int = Field(256, gt=0)
-    patience: int = Field(3, gt=0)
-    early_stopping: Literal["holdout", "validation", "none"] = "holdout"
+    full_softmax_items: int = Field(50_000, gt=0)
+    negatives: int = Field(4096, gt=0)
+    patience: int = Field(5, gt=0)
+    early_stopping: Literal["holdout", "none"] = "holdout"
     eval_users: int = Field(2000, gt=0)
     eval_k: int = Field(10, gt=0)
     max_windows: int = Field(20_000, gt=0)
 
 
 class SequenceNet(nn.Module):
-    """GRU over mapped item embeddings; a linear map gives the item vectors.
+    """Item vectors from IDs and text; a causal Transformer over them.
 
     Args:
-        dim_in: embedding width.
-        hidden: GRU/user/item vector width.
-        layers: GRU layers.
-        dropout: dropout on the GRU inputs.
+        n_items: catalogue size (the ID table has one more row: padding).
+        dim_text: text embedding width.
+        c: the settings.
     """
 
-    def __init__(self, dim_in: int, hidden: int, layers: int, dropout: float) -> None:
+    def __init__(self, n_items: int, dim_text: int, c: UserEncoderConfig) -> None:
         super().__init__()
-        self.input_map = nn.Linear(dim_in, hidden)
-        self.dropout = nn.Dropout(dropout)
-        self.gru = nn.GRU(hidden, hidden, num_layers=layers, batch_first=True)
-        self.user_map = nn.Linear(hidden, hidden)
-        self.item_map = nn.Linear(dim_in, hidden)
+        self.ids = nn.Embedding(n_items, c.dim)
+        nn.init.normal_(self.ids.weight, std=0.02)
+        self.text = make_mlp(dim_text, c.dim, c.text_hidden, 1, 0.0)
+        self.positions = nn.Embedding(c.max_len, c.dim)
+        nn.init.normal_(self.positions.weight, std=0.02)
+        self.norm = nn.LayerNorm(c.dim)
+        self.dropout = nn.Dropout(c.dropout)
+        block = nn.TransformerEncoderLayer(c.dim, c.heads, 4 * c.dim, c.dropout,
+                                           activation="gelu", batch_first=True)
+        self.blocks = nn.TransformerEncoder(block, c.blocks, enable_nested_tensor=False)
 
-    def states(self, sequence: torch.Tensor) -> torch.Tensor:
-        """User vectors after every step: (B, T, d) embeddings -> (B, T, hidden).
-
-        Args:
-            sequence: item embeddings in time order (right-padded).
-        """
-        return self.run(self.input_map(sequence))
-
-    def run(self, mapped: torch.Tensor) -> torch.Tensor:
-        """User vectors after every step from already input-mapped items (B, T, hidden).
+    def items(self, text: torch.Tensor, index: torch.Tensor, keep: torch.Tensor
+              ) -> torch.Tensor:
+        """Vectors of items ``index``: MLP(text) plus the ID embedding where ``keep``.
 
         Args:
-            mapped: ``input_map`` of the item embeddings, in time order.
+            text: (n, d_text) the items' text embeddings.
+            index: (n,) their item indices.
+            keep: (n,) 1.0 where the ID embedding is used, 0.0 where dropped (or cold).
         """
-        out, _ = self.gru(self.dropout(mapped))
-        return self.user_map(out)
+        return self.text(text) + self.ids(index) * keep[:, None]
 
-    def items(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Item vectors from embeddings: (..., d) -> (..., hidden).
+    def states(self, vectors: torch.Tensor) -> torch.Tensor:
+        """User states after every step: (B, T, dim) item vectors -> (B, T, dim).
 
         Args:
-            embeddings: item text embeddings.
+            vectors: item vectors in time order, right-padded (causal attention never lets
+                a position read the padding after it).
         """
-        return self.item_map(embeddings)
+        steps = vectors.shape[1]
+        x = self.dropout(self.norm(vectors + self.positions.weight[:steps]))
+        causal = nn.Transformer.generate_square_subsequent_mask(steps, device=x.device)
+        return self.blocks(x, mask=causal, is_causal=True)
 
 
 class UserEncoder(Scorer[UserEncoderConfig]):
-    """Sequence-aware content source: ``score(u, i) = user_vector(u) . item_vector(i)``.
+    """Sequential source: ``score(u, i) = state(u) . item(i)``.
 
     Users with no training interactions score NaN.
 
@@ -131,8 +153,8 @@ class UserEncoder(Scorer[UserEncoderConfig]):
 
     Attributes:
         net: the trained network, on CPU, in eval mode.
-        user_vectors: float32 (n_users, hidden); zero rows for cold users.
-        item_vectors: float32 (n_items, hidden).
+        item_vectors: float32 (n_items, dim); cold items from their text alone.
+        user_vectors: float32 (n_users, dim); zero rows for users without history.
     """
 
     name = "user_encoder"
@@ -140,31 +162,32 @@ class UserEncoder(Scorer[UserEncoderConfig]):
     def __init__(self, config: UserEncoderConfig | None = None) -> None:
         super().__init__(config or UserEncoderConfig())
         self.net: SequenceNet | None = None
-        self.user_vectors: np.ndarray | None = None
         self.item_vectors: np.ndarray | None = None
-        self.input_vectors: np.ndarray | None = None
+        self.user_vectors: np.ndarray | None = None
         self.warm_users: np.ndarray | None = None
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         c = self.config
-        embeddings = require_embeddings(data.item_embeddings, self.name)
+        text = require_embeddings(data.item_embeddings, self.name)
         device = resolve_device(options.device)
         sequences = [data.sequence(u) for u in range(data.n_users)]
         self.warm_users = np.array([len(s) > 0 for s in sequences], dtype=bool)
+        warm = warm_items(data.matrix)
         start = time.perf_counter()
         with torch_threads(options), seeded(options.seed, device) as gen:
-            table = _with_padding_row(embeddings, device)
-            net = SequenceNet(embeddings.shape[1], c.hidden, c.layers, c.dropout).to(device)
-            trainer = _Trainer(net, table, c, gen, warm_items(data.matrix))
-            train_sequences, check = _early_stopping(data, sequences, options, c, gen)
-            epochs = trainer.fit(train_sequences, check, device)
+            net = SequenceNet(data.n_items, text.shape[1], c).to(device)
+            trainer = _Trainer(net, torch.from_numpy(text).to(device), warm, c, gen, device)
+            train_sequences, holdout = ((sequences, None) if c.early_stopping == "none"
+                                        else carve(sequences, c.eval_users, gen))
+            epochs = trainer.fit(train_sequences, holdout)
             net.eval()
             with torch.no_grad():
-                self.user_vectors = _encode(net, table, sequences, c, device)
-                self.item_vectors = net.items(table[:-1]).cpu().numpy()
-                self.input_vectors = net.input_map(table[:-1]).cpu().numpy()
+                items = trainer.item_table()
+                self.item_vectors = items.cpu().numpy()
+                self.user_vectors = _encode(net, items, sequences, c.max_len).cpu().numpy()
         self.net = net.cpu()
-        log.info("UserEncoder: %d epochs over %d users in %.2fs", epochs, data.n_users,
+        log.info("UserEncoder: %d epochs (%s softmax) over %d users in %.2fs", epochs,
+                 "full" if trainer.full else "sampled", data.n_users,
                  time.perf_counter() - start)
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
@@ -172,165 +195,138 @@ class UserEncoder(Scorer[UserEncoderConfig]):
         scores[~self.warm_users[user_index]] = np.nan
         return scores
 
-    def _fold_in(self, history: History) -> np.ndarray | None:
-        if getattr(self, "input_vectors", None) is None:  # pickled before fold-in existed
-            return None
-        sequences = [s[-self.config.max_len:] for s in history.sequences]
-        rows = [r for r, s in enumerate(sequences) if len(s)]
+    def _fold_in(self, history: History) -> np.ndarray:
         scores = np.full((len(history), len(self.item_vectors)), np.nan, dtype=np.float32)
+        rows = [r for r, s in enumerate(history.sequences) if len(s)]
         if not rows:
             return scores
-        # Right padding with any item is harmless: the GRU is causal and each row's state is
-        # read at its own last position.
-        index, lengths = pad([sequences[r] for r in rows], max(len(sequences[r]) for r in rows),
-                             0)
         with torch.no_grad():
-            states = self.net.run(torch.from_numpy(self.input_vectors)[torch.from_numpy(index)])
-            users = states[torch.arange(len(rows)), torch.from_numpy(lengths - 1)].numpy()
-        scores[rows] = users @ self.item_vectors.T
+            users = _encode(self.net, torch.from_numpy(self.item_vectors),
+                            [history.sequences[r] for r in rows], self.config.max_len)
+        scores[rows] = users.numpy() @ self.item_vectors.T
         return scores
 
 
-def _with_padding_row(embeddings: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Embeddings plus a zero row at index n_items, the padding index."""
-    padded = np.vstack([embeddings, np.zeros((1, embeddings.shape[1]), dtype=np.float32)])
-    return torch.from_numpy(padded).to(device)
+def _encode(net: SequenceNet, items: torch.Tensor, sequences: list[np.ndarray], max_len: int,
+            batch: int = 512) -> torch.Tensor:
+    """State after each sequence's last item (its last ``max_len``); zero for empty ones.
 
-
-def _encode(net: SequenceNet, table: torch.Tensor, sequences: list[np.ndarray],
-            c: UserEncoderConfig, device: torch.device, batch: int = 1024) -> np.ndarray:
-    """User vectors (state after each user's latest item); zero rows for empty histories."""
-    out = np.zeros((len(sequences), c.hidden), dtype=np.float32)
+    Args:
+        net: the network (in eval mode).
+        items: (n_items, dim) item vectors.
+        sequences: item indices, oldest first.
+        max_len: history length read.
+        batch: sequences per forward pass.
+    """
+    out = torch.zeros((len(sequences), items.shape[1]), device=items.device)
+    table = torch.cat([items, torch.zeros_like(items[:1])])  # padding row
     rows = np.array([i for i, s in enumerate(sequences) if len(s)], dtype=np.int64)
-    for chunk in np.array_split(rows, max(1, -(-len(rows) // batch))):
-        if not len(chunk):
-            continue
-        index, lengths = pad([sequences[i] for i in chunk], c.max_len, len(table) - 1)
-        states = net.states(table[torch.from_numpy(index).to(device)])
-        last = torch.from_numpy(lengths - 1).to(device)
-        out[chunk] = states[torch.arange(len(chunk), device=device), last].cpu().numpy()
+    for start in range(0, len(rows), batch):
+        chunk = rows[start:start + batch]
+        longest = min(max_len, max(len(sequences[i]) for i in chunk))
+        index, lengths = pad([sequences[i] for i in chunk], longest, len(items))
+        states = net.states(table[torch.from_numpy(index).to(items.device)])
+        last = torch.from_numpy(lengths - 1).to(items.device)
+        out[torch.from_numpy(chunk).to(items.device)] = states[
+            torch.arange(len(chunk), device=items.device), last]
     return out
 
 
-class _Validation:
-    """Held-out next items of some users, for a hit-rate estimate."""
+def _length_buckets(drawn: torch.Tensor, lengths: torch.Tensor, size: int,
+                    gen: torch.Generator, span: int = 32) -> list[torch.Tensor]:
+    """Batches of ``size`` windows of similar length, in random order.
 
-    def __init__(self, users: np.ndarray, history: list[np.ndarray], truth: list[np.ndarray]
-                 ) -> None:
-        self.users, self.history, self.truth = users, history, truth
-
-    def hit_rate(self, net: SequenceNet, table: torch.Tensor, c: UserEncoderConfig,
-                 device: torch.device) -> float:
-        """Share of users with a held-out item in the top ``eval_k`` unseen items."""
-        net.eval()
-        with torch.no_grad():
-            users = torch.from_numpy(_encode(net, table, self.history, c, device)).to(device)
-            scores = users @ net.items(table[:-1]).T
-            for row, seen in enumerate(self.history):
-                scores[row, torch.from_numpy(seen).to(device)] = -torch.inf
-            top = scores.topk(min(c.eval_k, scores.shape[1]), dim=1).indices.cpu().numpy()
-        net.train()
-        hits = [np.isin(top[row], truth).any() for row, truth in enumerate(self.truth)]
-        return float(np.mean(hits))
-
-
-def _early_stopping(data: InteractionData, sequences: list[np.ndarray], options: TrainOptions,
-                    c: UserEncoderConfig, gen: torch.Generator
-                    ) -> tuple[list[np.ndarray], _Validation | None]:
-    """Training sequences and the early-stopping check ``c.early_stopping`` asks for."""
-    if c.early_stopping == "none":
-        return sequences, None
-    if c.early_stopping == "validation":
-        return sequences, _validation(data, options, c, gen)
-    users = np.flatnonzero([len(s) >= 3 for s in sequences])
-    if len(users) > c.eval_users:
-        pick = torch.randperm(len(users), generator=gen)[:c.eval_users].numpy()
-        users = np.sort(users[pick])
-    if not len(users):
-        return sequences, None
-    kept = list(sequences)
-    for u in users:
-        kept[u] = sequences[u][:-1]
-    return kept, _Validation(users, [kept[u] for u in users],
-                             [sequences[u][-1:] for u in users])
-
-
-def _validation(data: InteractionData, options: TrainOptions, c: UserEncoderConfig,
-                gen: torch.Generator) -> _Validation | None:
-    """Pick validation users (with history and held-out items), at most ``eval_users``."""
-    held = options.validation
-    if held is None:
-        return None
-    if held.users != data.users or held.items != data.items:
-        raise ValueError("validation data must share the training vocabularies")
-    counts = np.diff(held.matrix.indptr)
-    users = np.flatnonzero((counts > 0) & (np.diff(data.matrix.indptr) > 0))
-    if len(users) > c.eval_users:
-        pick = torch.randperm(len(users), generator=gen)[:c.eval_users].numpy()
-        users = np.sort(users[pick])
-    if not len(users):
-        return None
-    return _Validation(users, [data.sequence(u) for u in users],
-                       [held.matrix.indices[held.matrix.indptr[u]:held.matrix.indptr[u + 1]]
-                        for u in users])
+    Windows are sorted by length within runs of ``span`` batches, so a batch is padded to
+    nearly its own windows' length (short-history data would otherwise spend most of its
+    time on padding), while the batches still mix users from the whole epoch.
+    """
+    batches: list[torch.Tensor] = []
+    for start in range(0, len(drawn), size * span):
+        run = drawn[start:start + size * span]
+        batches += run[torch.argsort(lengths[run], stable=True)].split(size)
+    return [batches[i] for i in torch.randperm(len(batches), generator=gen)]
 
 
 class _Trainer:
-    """Sampled-softmax next-item training with early stopping on validation hit rate."""
+    """Next-item training with full or sampled softmax; early stopping on the holdout."""
 
-    def __init__(self, net: SequenceNet, table: torch.Tensor, c: UserEncoderConfig,
-                 gen: torch.Generator, warm: np.ndarray) -> None:
-        self.net, self.table, self.c, self.gen = net, table, c, gen
-        self.warm = torch.from_numpy(np.flatnonzero(warm))
-        self.optimiser = torch.optim.Adam(net.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    def __init__(self, net: SequenceNet, text: torch.Tensor, warm: np.ndarray,
+                 c: UserEncoderConfig, gen: torch.Generator, device: torch.device) -> None:
+        self.net, self.text, self.c, self.gen, self.device = net, text, c, gen, device
+        self.n_items = len(text)
+        self.warm = torch.from_numpy(np.flatnonzero(warm)).to(device)
+        self.is_warm = torch.from_numpy(warm.astype(np.float32)).to(device)
+        self.full = len(self.warm) <= c.full_softmax_items
+        # Position in the softmax of every item (-1: cold, never a target or a negative).
+        self.slot = torch.full((self.n_items + 1,), -1, dtype=torch.long, device=device)
+        self.slot[self.warm] = torch.arange(len(self.warm), device=device)
+        self.all_items = torch.arange(self.n_items, device=device)
+        self.optimiser = torch.optim.Adam(net.parameters(), lr=c.lr, betas=(0.9, 0.98),
+                                          weight_decay=c.weight_decay)
 
-    def fit(self, sequences: list[np.ndarray], validation: _Validation | None,
-            device: torch.device) -> int:
+    def item_table(self, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Vectors of every item: IDs for warm items (where ``keep``), text for all."""
+        keep = self.is_warm if keep is None else keep * self.is_warm
+        return self.net.items(self.text, self.all_items, keep)
+
+    def fit(self, sequences: list[np.ndarray], holdout: Holdout | None) -> int:
         """Train; return the number of epochs run."""
         c = self.c
         cut = [w for s in sequences for w in windows(s, c.max_len)]
         if not cut or not len(self.warm):
             return 0
-        index, _ = pad(cut, c.max_len + 1, len(self.table) - 1)
-        index = torch.from_numpy(index)
-        best, best_state, stale, epoch = -1.0, None, 0, 0
-        for epoch in range(1, c.epochs + 1):
+        index, lengths = pad(cut, c.max_len + 1, self.n_items)
+        index, lengths = torch.from_numpy(index), torch.from_numpy(lengths)
+        counts = torch.bincount(torch.from_numpy(np.concatenate(cut)),
+                                minlength=self.n_items).to(self.device)
+        popularity = counts[self.warm].float()
+        self.log_q = torch.log(popularity / popularity.sum())
+        self.q = self.log_q.exp().cpu()  # sampling weights (the generator is a CPU one)
+
+        def run_epoch(epoch: int) -> None:
             self.net.train()
             drawn = torch.randperm(len(index), generator=self.gen)[:c.max_windows]
-            for batch in drawn.split(c.batch_size):
-                self._step(index[batch].to(device), device)
-            if validation is None:
-                continue
-            hit = validation.hit_rate(self.net, self.table, c, device)
-            log.debug("UserEncoder epoch %d: validation hit@%d %.4f", epoch, c.eval_k, hit)
-            if hit > best:
-                best, best_state, stale = hit, copy.deepcopy(self.net.state_dict()), 0
-            else:
-                stale += 1
-                if stale >= c.patience:
-                    break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
-        return epoch
+            for batch in _length_buckets(drawn, lengths, c.batch_size, self.gen):
+                longest = int(lengths[batch].max())
+                self._step(index[batch, :longest].to(self.device))
 
-    def _step(self, window: torch.Tensor, device: torch.device) -> None:
-        pad_index = len(self.table) - 1
-        # Map each distinct item once (a batch repeats items), then spread by index.
-        unique, inverse = torch.unique(window, return_inverse=True)
-        embedded = self.table[unique]
-        mapped_in = self.net.input_map(embedded)[inverse]
-        mapped_out = self.net.items(embedded)[inverse]
-        mask = window[:, 1:] != pad_index
-        states = self.net.run(mapped_in[:, :-1])[mask]
-        positives = window[:, 1:][mask]
-        pick = torch.randint(len(self.warm), (self.c.negatives,), generator=self.gen)
-        negatives = self.warm[pick].to(device)
-        pos_logit = (states * mapped_out[:, 1:][mask]).sum(dim=1, keepdim=True)
-        neg_logit = states @ self.net.items(self.table[negatives]).T
-        neg_logit = neg_logit.masked_fill(positives[:, None] == negatives[None, :], -torch.inf)
-        logits = torch.cat([pos_logit, neg_logit], dim=1)
-        loss = nn.functional.cross_entropy(
-            logits, torch.zeros(len(logits), dtype=torch.long, device=device))
+        check = None if holdout is None else (lambda: self._holdout_ndcg(holdout))
+        return train_epochs(c.epochs, run_epoch, check, EarlyStopping(self.net, c.patience))
+
+    def _holdout_ndcg(self, holdout: Holdout) -> float:
+        self.net.eval()
+        with torch.no_grad():
+            items = self.item_table()
+            users = _encode(self.net, items, holdout.history, self.c.max_len)
+            value = holdout.ndcg(users @ items.T, self.c.eval_k)
+        self.net.train()
+        return value
+
+    def _step(self, window: torch.Tensor) -> None:
+        c = self.c
+        targets = self.slot[window[:, 1:]]
+        mask = targets >= 0
+        if self.full:  # every warm item is a candidate; windows hold warm items only
+            needed = self.warm
+        else:
+            pick = torch.multinomial(self.q, c.negatives, replacement=True,
+                                     generator=self.gen).to(self.device)
+            needed = torch.unique(torch.cat([window[window < self.n_items],
+                                             self.warm[pick]]))
+        keep = (torch.rand(len(needed), generator=self.gen) >= c.id_dropout).float()
+        vectors = self.net.items(self.text[needed], needed, keep.to(self.device))
+        # Row of each item in ``vectors`` (padding -> the appended zero row).
+        row = torch.full((self.n_items + 1,), len(needed), dtype=torch.long, device=self.device)
+        row[needed] = torch.arange(len(needed), device=self.device)
+        table = torch.cat([vectors, torch.zeros_like(vectors[:1])])
+        states = self.net.states(table[row[window[:, :-1]]])[mask]
+        targets = targets[mask]
+        if self.full:
+            logits = states @ vectors.T  # ``needed`` is ``warm``: columns are softmax slots
+        else:  # candidates are unique, so the target has one column and no accidental hit
+            logits = states @ vectors.T - self.log_q[self.slot[needed]]
+            targets = row[self.warm[targets]]
+        loss = nn.functional.cross_entropy(logits, targets)
         self.optimiser.zero_grad()
         loss.backward()
         self.optimiser.step()

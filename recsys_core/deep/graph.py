@@ -1,0 +1,263 @@
+"""LMGraph: language-model item vectors mapped into a CF space and propagated over the graph.
+
+The design is AlphaRec's (Sheng et al., "Language Representations Can be What Recommenders
+Need", ICLR 2025):
+
+- every item starts from its frozen text embedding, every user from the mean of their
+  items' text embeddings; one MLP maps both into a ``dim``-wide CF space;
+- LightGCN propagation over the user-item graph (symmetric degree normalisation,
+  ``layers`` hops, the mean of all hops is the final vector);
+- InfoNCE over cosine similarities with temperature ``tau``: each training pair against
+  ``negatives`` sampled warm items (shared by the step's pairs).
+
+Nothing is learned per user or per item, only the MLP: a new item is scored from its text
+(its vector is the mapped embedding; with no edges it does not propagate), and a new user
+from the items they touched (fold-in: their mapped mean embedding and one hop per layer over
+the stored item layers), without retraining. Early stopping is on a holdout carved from the
+training data (``recsys_core.deep.holdout``); each epoch draws at most ``max_edges`` pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from pydantic import Field
+from torch import nn
+
+from recsys_core.cf.warm import warm_items
+from recsys_core.data.interactions import InteractionData
+from recsys_core.deep.holdout import EarlyStopping, Holdout, carve, train_epochs
+from recsys_core.deep.layers import make_mlp
+from recsys_core.deep.torch_utils import (
+    require_embeddings,
+    resolve_device,
+    seeded,
+    torch_threads,
+    unit_rows,
+)
+from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
+
+log = logging.getLogger(__name__)
+
+
+class LMGraphConfig(ScorerConfig):
+    """Network and training settings (AlphaRec's published defaults where they exist).
+
+    Args:
+        dim: width of the CF space.
+        hidden: hidden width of the MLP.
+        layers: propagation hops.
+        tau: InfoNCE temperature.
+        negatives: negatives sampled per step, shared by the step's pairs (AlphaRec draws
+            256 per pair; one shared draw is a matrix product instead of a gather).
+        batch_size: training pairs per step.
+        lr: Adam learning rate.
+        weight_decay: Adam weight decay.
+        epochs: upper bound on epochs.
+        patience: epochs without holdout improvement before stopping.
+        eval_users: users in the holdout (0: no early stopping, every epoch runs).
+        eval_k: cut-off of the holdout NDCG.
+        max_edges: training pairs drawn per epoch (all of them when there are fewer).
+    """
+
+    dim: int = Field(64, gt=0)
+    hidden: int = Field(512, gt=0)
+    layers: int = Field(2, ge=0)
+    tau: float = Field(0.15, gt=0)
+    negatives: int = Field(1024, gt=0)
+    batch_size: int = Field(4096, gt=0)
+    lr: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    epochs: int = Field(100, gt=0)
+    patience: int = Field(5, gt=0)
+    eval_users: int = Field(2000, ge=0)
+    eval_k: int = Field(10, gt=0)
+    max_edges: int = Field(500_000, gt=0)
+
+
+class LMGraph(Scorer[LMGraphConfig]):
+    """Cosine between propagated user and item vectors.
+
+    Users with no training interactions score NaN.
+
+    Args:
+        config: settings (defaults when ``None``).
+
+    Attributes:
+        mlp: the trained map, on CPU, in eval mode.
+        item_layers: float32 (layers + 1, n_items, dim) every hop's item vectors.
+        item_degree: training users per item.
+        item_vectors: float32 (n_items, dim) unit final item vectors.
+        user_vectors: float32 (n_users, dim) unit final user vectors (zero: no history).
+    """
+
+    name = "graph"
+
+    def __init__(self, config: LMGraphConfig | None = None) -> None:
+        super().__init__(config or LMGraphConfig())
+        self.mlp: nn.Sequential | None = None
+        self.item_layers: np.ndarray | None = None
+        self.item_degree: np.ndarray | None = None
+        self.item_vectors: np.ndarray | None = None
+        self.user_vectors: np.ndarray | None = None
+        self.text: np.ndarray | None = None
+
+    def _fit(self, data: InteractionData, options: TrainOptions) -> None:
+        c = self.config
+        self.text = require_embeddings(data.item_embeddings, self.name)
+        device = resolve_device(options.device)
+        binary = (sp.csr_matrix(data.matrix) > 0).astype(np.float32).tocsr()
+        start = time.perf_counter()
+        with torch_threads(options), seeded(options.seed, device) as gen:
+            sequences = _ordered(data, gen)
+            kept, holdout = (carve(sequences, c.eval_users, gen) if c.eval_users
+                             else (sequences, None))
+            graph = _Graph(_matrix(kept, binary.shape), self.text, device)
+            self.mlp = make_mlp(self.text.shape[1], c.dim, c.hidden, 1, 0.0,
+                                nn.LeakyReLU).to(device)
+            epochs = self._train(graph, warm_items(binary), holdout, gen, device)
+            self.mlp.eval()
+            with torch.no_grad():  # final vectors over the whole graph, holdout included
+                full = _Graph(binary, self.text, device)
+                users, layers = full.propagate(self.mlp, c.layers)
+            self.item_layers = layers.cpu().numpy()
+            self.item_vectors = unit_rows(self.item_layers.mean(axis=0))
+            self.user_vectors = unit_rows(users.cpu().numpy())
+            self.item_degree = np.asarray(binary.sum(axis=0)).ravel()
+        self.mlp = self.mlp.cpu()
+        log.info("LMGraph: %d epochs over %d pairs in %.2fs", epochs, binary.nnz,
+                 time.perf_counter() - start)
+
+    def _train(self, graph: _Graph, warm: np.ndarray, holdout: Holdout | None,
+               gen: torch.Generator, device: torch.device) -> int:
+        c = self.config
+        coo = graph.matrix.tocoo()
+        pairs = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
+        warm_index = torch.from_numpy(np.flatnonzero(warm))
+        optimiser = torch.optim.Adam(self.mlp.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+
+        def run_epoch(epoch: int) -> None:
+            self.mlp.train()
+            drawn = torch.randperm(pairs.shape[1], generator=gen)[:c.max_edges]
+            for batch in drawn.split(c.batch_size):
+                users, layers = graph.propagate(self.mlp, c.layers)
+                u, i = pairs[:, batch].to(device)
+                neg = warm_index[torch.randint(len(warm_index), (c.negatives,),
+                                               generator=gen)].to(device)
+                loss = _info_nce(users[u], layers.mean(dim=0), i, neg, c.tau)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+
+        def check() -> float:
+            self.mlp.eval()
+            with torch.no_grad():
+                users, layers = graph.propagate(self.mlp, c.layers)
+                u = nn.functional.normalize(users[torch.from_numpy(holdout.users).to(device)],
+                                            dim=1)
+                value = holdout.ndcg(u @ nn.functional.normalize(layers.mean(dim=0), dim=1).T,
+                                     c.eval_k)
+            return value
+
+        stopper = EarlyStopping(self.mlp, c.patience)
+        return train_epochs(c.epochs, run_epoch, None if holdout is None else check, stopper)
+
+    def _score(self, user_index: np.ndarray) -> np.ndarray:
+        users = self.user_vectors[user_index]
+        scores = users @ self.item_vectors.T
+        scores[~np.any(users != 0, axis=1)] = np.nan
+        return scores
+
+    def _fold_in(self, history: History) -> np.ndarray:
+        binary = (history.matrix > 0).astype(np.float32)
+        degree = np.asarray(binary.sum(axis=1)).ravel()
+        mean_text = (binary @ self.text) / np.maximum(degree, 1)[:, None]
+        with torch.no_grad():
+            hops = [self.mlp(torch.from_numpy(mean_text.astype(np.float32))).numpy()]
+        # One hop per layer from the stored item layers; the new user adds one to each
+        # item's degree, as if the graph had held them.
+        norm = sp.diags(1.0 / np.sqrt(np.maximum(degree, 1))) @ binary @ sp.diags(
+            1.0 / np.sqrt(self.item_degree + 1.0))
+        hops += [norm @ self.item_layers[k] for k in range(len(self.item_layers) - 1)]
+        users = unit_rows(np.mean(hops, axis=0))
+        scores = users @ self.item_vectors.T
+        scores[degree == 0] = np.nan
+        return scores
+
+
+class _Graph:
+    """The normalised user-item adjacency and the text inputs of one training graph."""
+
+    def __init__(self, matrix: sp.csr_matrix, text: np.ndarray, device: torch.device) -> None:
+        self.matrix = matrix
+        n_users, n_items = matrix.shape
+        user_degree = np.asarray(matrix.sum(axis=1)).ravel()
+        item_degree = np.asarray(matrix.sum(axis=0)).ravel()
+        mean_text = (matrix @ text) / np.maximum(user_degree, 1)[:, None]
+        self.inputs = torch.from_numpy(np.vstack([mean_text, text]).astype(np.float32)
+                                       ).to(device)
+        norm = (sp.diags(1.0 / np.sqrt(np.maximum(user_degree, 1))) @ matrix
+                @ sp.diags(1.0 / np.sqrt(np.maximum(item_degree, 1)))).tocoo()
+        adjacency = sp.bmat([[None, norm], [norm.T, None]]).tocoo()
+        self.adjacency = torch.sparse_coo_tensor(
+            np.stack([adjacency.row, adjacency.col]), adjacency.data.astype(np.float32),
+            adjacency.shape).coalesce().to(device)
+        self.n_users = n_users
+
+    def propagate(self, mlp: nn.Module, layers: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean-of-hops user vectors (n_users, dim) and every hop's item vectors.
+
+        Args:
+            mlp: the map from text into the CF space.
+            layers: hops.
+        """
+        hop = mlp(self.inputs)
+        hops = [hop]
+        for _ in range(layers):
+            hop = torch.sparse.mm(self.adjacency, hop)
+            hops.append(hop)
+        stacked = torch.stack(hops)
+        return stacked[:, :self.n_users].mean(dim=0), stacked[:, self.n_users:]
+
+
+def _info_nce(users: torch.Tensor, items: torch.Tensor, positives: torch.Tensor,
+              negatives: torch.Tensor, tau: float) -> torch.Tensor:
+    """InfoNCE over cosine similarities, the batch's pairs against shared negatives.
+
+    Args:
+        users: (B, d) the pairs' user vectors.
+        items: (n_items, d) every item's vector.
+        positives: (B,) the pairs' items.
+        negatives: (N,) sampled items, shared by the batch (a pair's own item among them
+            is masked out).
+        tau: temperature.
+    """
+    users = nn.functional.normalize(users, dim=-1)
+    positive = (users * nn.functional.normalize(items[positives], dim=-1)).sum(-1, keepdim=True)
+    negative = users @ nn.functional.normalize(items[negatives], dim=-1).T
+    negative = negative.masked_fill(negatives[None, :] == positives[:, None], -torch.inf)
+    logits = torch.cat([positive, negative], dim=1) / tau
+    return nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long,
+                                                           device=logits.device))
+
+
+def _ordered(data: InteractionData, gen: torch.Generator) -> list[np.ndarray]:
+    """Each user's items oldest first, or in a seeded random order when time is unknown.
+
+    The holdout takes each user's last item: the latest one, else a random one (matrix
+    order is item-index order, which would always hold out the highest index).
+    """
+    sequences = [data.sequence(u) for u in range(data.n_users)]
+    if data.times is not None:
+        return sequences
+    return [s[torch.randperm(len(s), generator=gen).numpy()] for s in sequences]
+
+
+def _matrix(sequences: list[np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:
+    rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
+    cols = np.concatenate(sequences) if sequences else np.zeros(0, dtype=np.int64)
+    return sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=shape)

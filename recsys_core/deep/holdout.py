@@ -1,0 +1,118 @@
+"""Early stopping for the deep sources on a holdout carved from their own training data.
+
+Each of up to ``eval_users`` users with at least three items lends their latest item (by
+time, else the last in matrix order) to a holdout; the model trains without it and is scored
+on ranking it among the items the user has not seen. The fusion tuner's validation split is
+therefore never what selects a deep source's epoch, and a source trained on the tuning part
+and one trained on the whole training part are trained alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+MIN_ITEMS = 3
+"""Users need this many items to lend one to the holdout (two stay in training)."""
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Held-out latest items of some users.
+
+    Args:
+        users: user rows, ascending.
+        history: per user, the items kept in training (oldest first).
+        truth: per user, the held-out item.
+    """
+
+    users: np.ndarray
+    history: list[np.ndarray]
+    truth: np.ndarray
+
+    def ndcg(self, scores: torch.Tensor, k: int) -> float:
+        """Mean NDCG@k of the held-out items, seen items excluded.
+
+        Args:
+            scores: float (len(users), n_items) on any device; modified in place.
+            k: cut-off.
+        """
+        for row, seen in enumerate(self.history):
+            scores[row, torch.from_numpy(seen).to(scores.device)] = -torch.inf
+        truth = torch.from_numpy(self.truth).to(scores.device)
+        target = scores.gather(1, truth[:, None])
+        rank = (scores > target).sum(dim=1).cpu().numpy()
+        gains = np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0)
+        return float(gains.mean())
+
+
+def carve(sequences: list[np.ndarray], max_users: int, gen: torch.Generator
+          ) -> tuple[list[np.ndarray], Holdout | None]:
+    """Training sequences without the holdout items, and the holdout (``None`` if empty).
+
+    Args:
+        sequences: per user row, item indices oldest first.
+        max_users: most users held out from (a seeded sample above this).
+        gen: seeded generator.
+    """
+    users = np.flatnonzero([len(s) >= MIN_ITEMS for s in sequences])
+    if len(users) > max_users:
+        pick = torch.randperm(len(users), generator=gen)[:max_users].numpy()
+        users = np.sort(users[pick])
+    if not len(users):
+        return sequences, None
+    kept = list(sequences)
+    for u in users:
+        kept[u] = sequences[u][:-1]
+    truth = np.array([sequences[u][-1] for u in users], dtype=np.int64)
+    return kept, Holdout(users, [kept[u] for u in users], truth)
+
+
+class EarlyStopping:
+    """Keep the best state by holdout NDCG; stop after ``patience`` checks without gain.
+
+    Args:
+        module: the network whose ``state_dict`` is kept.
+        patience: checks without improvement before ``step`` returns ``True``.
+    """
+
+    def __init__(self, module: torch.nn.Module, patience: int) -> None:
+        self.module, self.patience = module, patience
+        self.best, self.stale = -1.0, 0
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def step(self, value: float) -> bool:
+        """Record one check's value; whether to stop now."""
+        if value > self.best:
+            self.best, self.stale = value, 0
+            self.state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+    def restore(self) -> None:
+        """Load the best state seen (no-op when nothing was checked)."""
+        if self.state is not None:
+            self.module.load_state_dict(self.state)
+
+
+def train_epochs(epochs: int, run_epoch: Callable[[int], None],
+                 check: Callable[[], float] | None, stopper: EarlyStopping) -> int:
+    """Run up to ``epochs`` epochs, checking after each; returns the epochs run.
+
+    Args:
+        epochs: upper bound.
+        run_epoch: trains one epoch (given its number).
+        check: the holdout metric of the current state; ``None`` runs every epoch.
+        stopper: early stopping state; restored to the best epoch at the end.
+    """
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        run_epoch(epoch)
+        if check is not None and stopper.step(check()):
+            break
+    stopper.restore()
+    return epoch
