@@ -55,13 +55,13 @@ from prefect.client.schemas.filters import (  # noqa: E402
 
 from data_checks.runner import validate_dataset  # noqa: E402
 from flows.train import train_flow  # noqa: E402
-from recsys_core import pipeline, registry  # noqa: E402
+from recsys_core import pipeline  # noqa: E402
 from recsys_core.config import Settings  # noqa: E402
 from recsys_core.embed.cache import EmbeddingCache  # noqa: E402
 from recsys_core.embed.config import EncoderConfig  # noqa: E402
 from recsys_core.embed.device import resolve_device  # noqa: E402
 from recsys_core.embed.engine import plan_shards, shard_size_for, shared_encoder  # noqa: E402
-from recsys_core.model import promotion  # noqa: E402
+from recsys_core.lifecycle import promotion, registry  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
 from recsys_core.training import BASELINES, TrainingConfig  # noqa: E402
 from recsys_core.warehouse.store import Warehouse  # noqa: E402

@@ -160,7 +160,7 @@ def in_process(final, settings, requests: int, seed: int) -> tuple[dict, str]:
     import mlflow
     import pandas as pd
 
-    from recsys_core import registry
+    from recsys_core.lifecycle import registry
 
     model = final.model
     rng = random.Random(seed)
@@ -200,7 +200,7 @@ def in_process(final, settings, requests: int, seed: int) -> tuple[dict, str]:
 def over_http(settings, version: str, users: list[str], workers: list[int], duration: float,
               concurrency: list[int]) -> list[dict]:
     from flows.serve import start_server, stop_server, wait_until_ready
-    from recsys_core import registry
+    from recsys_core.lifecycle import registry
 
     mlc = registry.client(settings)
     mlc.set_registered_model_alias(settings.model_name, registry.CHAMPION, version)

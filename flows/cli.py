@@ -81,8 +81,8 @@ def recommend(
     query: Annotated[str | None, typer.Option(help="Free text matched to item text.")] = None,
 ) -> None:
     """Recommend from the champion model, in process (user, recent items or text)."""
-    from recsys_core import registry
     from recsys_core.config import get_settings
+    from recsys_core.lifecycle import registry
 
     if user_id is None and not recent and query is None:
         _fail("give a USER_ID, --recent ITEM or --query TEXT")

@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 
 from flows.uvicorn_launcher import LAUNCHER
-from recsys_core import registry
 from recsys_core.config import Settings, get_settings
+from recsys_core.lifecycle import registry
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 """Pinned to 1 in the server unless set: one request's math is too small to share out, and

@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from recsys_core.config import Settings, get_settings
-from recsys_core.model import batch
+from recsys_core.lifecycle import batch
 from tasks.common import retry_on_io
 
 

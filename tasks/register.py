@@ -8,9 +8,8 @@ from mlflow import MlflowClient
 from prefect import task
 from prefect.logging import get_run_logger
 
-from recsys_core import registry
 from recsys_core.config import get_settings
-from recsys_core.model import promotion
+from recsys_core.lifecycle import promotion, registry
 from recsys_core.model.hybrid import HybridRecommender
 from tasks.common import IO_RETRIES
 

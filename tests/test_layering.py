@@ -1,4 +1,5 @@
-"""recsys_core stays free of orchestration and validation frameworks (parsed, not imported)."""
+"""recsys_core stays free of orchestration and validation frameworks, and its layers point one
+way (parsed, not imported)."""
 
 from __future__ import annotations
 
@@ -10,23 +11,29 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "recsys_core"
 FORBIDDEN = ("prefect", "great_expectations")
-MLFLOW_ALLOWED = ("recsys_core/model/", "recsys_core/registry.py")
+MLFLOW_ALLOWED = ("recsys_core/model/", "recsys_core/lifecycle/")
+LIFECYCLE = "recsys_core.lifecycle"
 
 
 def imported_modules(source: str) -> list[tuple[int, str]]:
     """(line, top-level module) of every absolute import, at any depth, and of
     ``importlib.import_module("x")`` / ``__import__("x")`` with a literal name."""
+    return [(line, module.split(".")[0]) for line, module in imported_names(source)]
+
+
+def imported_names(source: str) -> list[tuple[int, str]]:
+    """(line, full dotted name) of the same imports; ``from a import b`` gives ``a.b``."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name.split(".")[0]) for alias in node.names]
+            found += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.append((node.lineno, node.module.split(".")[0]))
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
         elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
             func = node.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
             if name in ("import_module", "__import__") and isinstance(node.args[0].value, str):
-                found.append((node.lineno, node.args[0].value.split(".")[0]))
+                found.append((node.lineno, node.args[0].value))
     return found
 
 
@@ -37,7 +44,11 @@ def violations(source: str, relpath: str) -> list[str]:
         if module in FORBIDDEN:
             out.append(f"{relpath}:{line} imports {module}")
         elif module == "mlflow" and not relpath.startswith(MLFLOW_ALLOWED):
-            out.append(f"{relpath}:{line} imports mlflow outside model/ and registry.py")
+            out.append(f"{relpath}:{line} imports mlflow outside model/ and lifecycle/")
+    if relpath.startswith("recsys_core/model/"):
+        out += [f"{relpath}:{line} imports {name}: the artefact must not know its lifecycle"
+                for line, name in imported_names(source)
+                if name == LIFECYCLE or name.startswith(f"{LIFECYCLE}.")]
     return out
 
 
@@ -47,7 +58,7 @@ def core_modules() -> list[Path]:
 
 def test_core_has_modules() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in core_modules()}
-    assert {"recsys_core/scoring.py", "recsys_core/registry.py",
+    assert {"recsys_core/scoring.py", "recsys_core/lifecycle/registry.py",
             "recsys_core/model/pyfunc.py"} <= names
 
 
@@ -69,7 +80,13 @@ def test_recsys_core_respects_layering() -> None:
     ("import mlflow\n", "recsys_core/evaluation/report.py", True),
     ("from mlflow.pyfunc import PythonModel\n", "recsys_core/fusion/x.py", True),
     ("import mlflow\n", "recsys_core/model/pyfunc.py", False),
-    ("import mlflow.pyfunc\n", "recsys_core/registry.py", False),
+    ("import mlflow.pyfunc\n", "recsys_core/lifecycle/registry.py", False),
+    ("import mlflow\n", "recsys_core/registry.py", True),
+    ("from recsys_core.lifecycle import registry\n", "recsys_core/model/hybrid.py", True),
+    ("from recsys_core.lifecycle.batch import x\n", "recsys_core/model/pyfunc.py", True),
+    ("import recsys_core.lifecycle\n", "recsys_core/model/x.py", True),
+    ("from recsys_core.model.hybrid import x\n", "recsys_core/lifecycle/batch.py", False),
+    ("from recsys_core.lifecycles import x\n", "recsys_core/model/x.py", False),
     ("import prefect\n", "recsys_core/model/pyfunc.py", True),
     ("import prefect_aws_like\nimport mlflowish\n", "recsys_core/x.py", False),
     ("from . import prefect\nfrom .mlflow import x\n", "recsys_core/x.py", False),

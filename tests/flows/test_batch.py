@@ -8,12 +8,11 @@ import polars as pl
 import pytest
 
 from flows.batch import batch_flow
-from recsys_core import registry
 from recsys_core.config import get_settings
-from recsys_core.model import promotion
-from recsys_core.model.batch import TABLE
+from recsys_core.lifecycle import promotion, registry
+from recsys_core.lifecycle.batch import TABLE
 from recsys_core.warehouse.store import Warehouse
-from tests.model.builders import STRONG, build_run, no_requirement_inference, unique_settings
+from tests.lifecycle.builders import STRONG, build_run, no_requirement_inference, unique_settings
 
 
 @pytest.fixture(scope="module")

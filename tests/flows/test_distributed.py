@@ -11,9 +11,9 @@ from recsys_core import pipeline
 from recsys_core.config import get_settings
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.fusion.weighted import FusionConfig
-from recsys_core.model import promotion
+from recsys_core.lifecycle import promotion
 from recsys_core.scoring import TrainOptions
-from tests.model.builders import STRONG, K, build_run, no_requirement_inference, unique_settings
+from tests.lifecycle.builders import STRONG, K, build_run, no_requirement_inference, unique_settings
 
 SOURCES = {"als": STRONG["als"], "itemknn": {}, "text": {}}
 

@@ -21,9 +21,9 @@ from flows.serve import (
     wait_until_ready,
 )
 from flows.uvicorn_launcher import patch, tcp_socket
-from recsys_core import registry
 from recsys_core.config import Settings
-from tests.model.builders import STRONG, build_run, no_requirement_inference, unique_settings
+from recsys_core.lifecycle import registry
+from tests.lifecycle.builders import STRONG, build_run, no_requirement_inference, unique_settings
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from recsys_core.config import Settings
 from recsys_core.data.interactions import InteractionData
 from recsys_core.evaluation.evaluator import evaluate
-from recsys_core.model.hybrid import HybridRecommender
-from recsys_core.registry import (
+from recsys_core.lifecycle.registry import (
     CHALLENGER,
     CHAMPION,
     EVAL_RUN_TAG,
@@ -25,6 +24,7 @@ from recsys_core.registry import (
     load_recommender,
     promote,
 )
+from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.runstore import RunStore
 
 log = logging.getLogger(__name__)

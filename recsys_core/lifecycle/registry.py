@@ -17,8 +17,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from recsys_core.config import Settings
+from recsys_core.evaluation.plots import report_plots
 from recsys_core.model.hybrid import HybridRecommender, read_meta
-from recsys_core.model.plots import report_plots
 from recsys_core.model.pyfunc import ARTIFACT_KEY, HybridPyfunc, signature
 
 log = logging.getLogger(__name__)

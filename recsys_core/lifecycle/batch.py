@@ -18,8 +18,8 @@ import numpy as np
 import polars as pl
 
 from recsys_core.config import Settings
+from recsys_core.lifecycle.registry import alias_version, client, load_recommender
 from recsys_core.model.hybrid import HybridRecommender
-from recsys_core.registry import alias_version, client, load_recommender
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from recsys_core import pipeline, registry
+from recsys_core import pipeline
 from recsys_core.config import Settings
 from recsys_core.evaluation.report import build_report
 from recsys_core.fusion.weighted import FusionConfig
+from recsys_core.lifecycle import registry
 from recsys_core.runstore import RunStore
 from recsys_core.scoring import TrainOptions
 from recsys_core.warehouse.store import Warehouse
