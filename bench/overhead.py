@@ -39,7 +39,7 @@ DATA = ROOT.parent / "shared" / "data" / "ml-latest-small"
 STATE = Path(tempfile.mkdtemp(prefix="recsys-overhead-"))
 os.environ["RECSYS_HOME"] = str(STATE / "flow")  # the flow's result storage (fixed at import)
 
-from flows.env import apply_defaults  # noqa: E402
+from flows.app.env import apply_defaults  # noqa: E402
 
 apply_defaults()
 
@@ -57,6 +57,7 @@ from data_checks.runner import validate_dataset  # noqa: E402
 from flows.train import train_flow  # noqa: E402
 from recsys_core import pipeline  # noqa: E402
 from recsys_core.config import Settings  # noqa: E402
+from recsys_core.data.loaders import read_dataset  # noqa: E402
 from recsys_core.embed.cache import EmbeddingCache  # noqa: E402
 from recsys_core.embed.config import EncoderConfig  # noqa: E402
 from recsys_core.embed.device import resolve_device  # noqa: E402
@@ -81,7 +82,7 @@ def plain_run(settings: Settings, data: str, encoder: str, config: TrainingConfi
     settings.ensure_dirs()
     t: dict[str, float] = {}
     with timed(t, "ingest"):
-        result = validate_dataset(pipeline.read_dataset(data), settings.quarantine_threshold)
+        result = validate_dataset(read_dataset(data), settings.quarantine_threshold)
         result.raise_if_failed()
         snapshot = Warehouse(settings.warehouse_path).load(result.dataset, result.quarantine)
     with timed(t, "features"):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from prefect import flow, unmapped
 
+from flows.runner import sharded
 from recsys_core.config import get_settings
 from tasks.batch import combine_shards, load_recommendations, plan_batch, recommend_shard
-from tasks.runner import sharded
 
 
 @flow(name="recommend-shards")

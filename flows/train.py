@@ -13,11 +13,11 @@ from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging import get_run_logger
 
+from flows.embed import embed
+from flows.evaluate import evaluate
 from recsys_core.config import get_settings
 from recsys_core.training import BASELINES, TrainingConfig
-from tasks.embed import embed
 from tasks.evaluate import publish
-from tasks.evaluate_shards import evaluate
 from tasks.ingest import ingest
 from tasks.register import promote, register
 from tasks.train import prepare, size_guard, train_source, tune_fusion

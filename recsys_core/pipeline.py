@@ -20,16 +20,14 @@ import numpy as np
 
 from recsys_core.cf.implicit_models import ALS, ALSConfig
 from recsys_core.config import Settings
-from recsys_core.data.dataset import Dataset
 from recsys_core.data.interactions import InteractionData
-from recsys_core.data.loaders import load_dataset
-from recsys_core.data.synthetic import SyntheticConfig, generate
 from recsys_core.deep.projector import ContentProjector
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.config import EncoderConfig
 from recsys_core.embed.encoder import TextEncoder
 from recsys_core.embed.engine import EmbeddingRun, run_embedding
 from recsys_core.evaluation.evaluator import Evaluation, evaluate, rank_users, test_rows
+from recsys_core.evaluation.limits import eval_users
 from recsys_core.evaluation.report import build_report
 from recsys_core.evaluation.significance import paired_test
 from recsys_core.fusion.search import SPACES, tune_source
@@ -43,54 +41,6 @@ from recsys_core.warehouse.features import build_features
 from recsys_core.warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
-
-SYNTHETIC = "synthetic"
-EVAL_MAX_USERS = 20_000
-"""Most test users evaluated (a seeded sample above this): 20,000 users put the standard
-error of a mean metric near 0.002."""
-EVAL_MAX_CELLS = 200_000_000
-"""Full ranking costs test users x items per model, both growing with the data: the sample
-also shrinks so users x items stays under this (never below ``EVAL_MIN_USERS``)."""
-EVAL_MIN_USERS = 2_000
-
-
-def eval_users(n_items: int) -> int:
-    """How many test users to evaluate over a catalogue of ``n_items`` (see ``EVAL_MAX_CELLS``).
-
-    Args:
-        n_items: catalogue size.
-    """
-    return max(EVAL_MIN_USERS, min(EVAL_MAX_USERS, EVAL_MAX_CELLS // max(n_items, 1)))
-
-
-def read_dataset(data: str) -> Dataset:
-    """The built-in synthetic data or a dataset directory (layout auto-detected).
-
-    Args:
-        data: ``synthetic`` (about 60k interactions), ``synthetic:N`` (about N interactions,
-            users and items growing with N), or a directory path.
-    """
-    if data == SYNTHETIC:
-        return generate(SyntheticConfig())
-    if data.startswith(f"{SYNTHETIC}:"):
-        size = data.split(":", 1)[1]
-        if not size.isdigit() or int(size) < 100:
-            raise ValueError(f"bad synthetic size {size!r}: use synthetic:N with N >= 100")
-        return generate(synthetic_config(int(size)))
-    return load_dataset(data)
-
-
-def synthetic_config(n_interactions: int, seed: int = 42) -> SyntheticConfig:
-    """Synthetic sizes for about ``n_interactions``: 30 per user, 40 per item on average.
-
-    Args:
-        n_interactions: target number of interactions.
-        seed: generator seed.
-    """
-    return SyntheticConfig(n_users=max(10, n_interactions // 30),
-                           n_items=max(10, n_interactions // 40),
-                           n_interactions=n_interactions, seed=seed)
-
 
 def prepare_run(settings: Settings, snapshot_id: str, protocol: str, seed: int) -> RunStore:
     """Build features of a warehouse snapshot and split them into the run's parts.

@@ -1,4 +1,4 @@
-"""Evaluation task: fuse, evaluate every source and the fusion on test, save the model."""
+"""Evaluation tasks: plan and rank test-user shards; fuse, evaluate on test, save the model."""
 
 from __future__ import annotations
 
@@ -6,12 +6,32 @@ from pathlib import Path
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from recsys_core import pipeline
+from recsys_core.config import get_settings
 from recsys_core.fusion.weighted import FusionConfig
 from recsys_core.runstore import RunStore
 from tasks.common import CACHED
+
+
+@task
+def plan_ranking(run: str) -> list[tuple[int, int]]:
+    """``(start, stop)`` ranges of at most ``RECSYS_SHARD_USERS`` test users."""
+    n_users, size = pipeline.evaluation_users(RunStore(run)), get_settings().shard_users
+    shards = [(start, min(start + size, n_users)) for start in range(0, n_users, size)]
+    get_run_logger().info("%d test users in %d shards", n_users, len(shards))
+    return shards
+
+
+@task(cache_policy=NO_CACHE)
+def rank_shard(run: str, sources: dict[str, str], baselines: dict[str, str], fusion: dict,
+               k: int, shard: tuple[int, int], embeddings: str | None = None) -> str:
+    """Rank one range of test users with every model; returns the lists' file."""
+    return str(pipeline.rank_test_users(RunStore(run), sources, baselines,
+                                        FusionConfig.model_validate(fusion), k, shard[0],
+                                        shard[1], embeddings))
 
 
 @task(cache_policy=CACHED)

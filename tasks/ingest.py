@@ -8,7 +8,7 @@ from prefect.logging import get_run_logger
 
 from data_checks.runner import validate_dataset
 from recsys_core.config import get_settings
-from recsys_core.pipeline import read_dataset
+from recsys_core.data.loaders import read_dataset
 from recsys_core.warehouse.store import Warehouse
 from tasks.common import IO_RETRIES
 

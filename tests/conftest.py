@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("RECSYS_HOME", tempfile.mkdtemp(prefix="recsys-test-"))
 
-from flows.env import apply_defaults  # noqa: E402  (needs RECSYS_HOME first)
+from flows.app.env import apply_defaults  # noqa: E402  (needs RECSYS_HOME first)
 
 apply_defaults()
 

@@ -1,4 +1,4 @@
-"""Read a dataset directory by auto-detecting its layout.
+"""Read a dataset directory by auto-detecting its layout (or generate the synthetic data).
 
 The frames returned are canonical (``schema``) plus two meta columns, ``_row`` and
 ``_parse_error`` (see ``parse``): rows whose values could not be parsed are kept with a null
@@ -25,11 +25,15 @@ from recsys_core.data import (
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
 from recsys_core.data.parse import META_COLUMNS, PARSE_ERROR, ROW, strip_meta
+from recsys_core.data.synthetic import SyntheticConfig, generate
 
-__all__ = ["LAYOUTS", "META_COLUMNS", "PARSE_ERROR", "ROW", "DataError", "Layout",
-           "detect_layout", "load_dataset", "strip_meta"]
+__all__ = ["LAYOUTS", "META_COLUMNS", "PARSE_ERROR", "ROW", "SYNTHETIC", "DataError", "Layout",
+           "detect_layout", "load_dataset", "read_dataset", "strip_meta", "synthetic_config"]
 
 logger = logging.getLogger(__name__)
+
+SYNTHETIC = "synthetic"
+"""``--data`` value of the built-in synthetic data (``synthetic:N``: about N interactions)."""
 
 
 @dataclass(frozen=True)
@@ -91,3 +95,32 @@ def load_dataset(path: str | Path) -> Dataset:
     logger.info("loaded %s (%s layout): %d interactions, %d items", dataset.name, layout.name,
                 dataset.interactions.height, dataset.items.height)
     return dataset
+
+
+def read_dataset(data: str) -> Dataset:
+    """The built-in synthetic data or a dataset directory (layout auto-detected).
+
+    Args:
+        data: ``synthetic`` (about 60k interactions), ``synthetic:N`` (about N interactions,
+            users and items growing with N), or a directory path.
+    """
+    if data == SYNTHETIC:
+        return generate(SyntheticConfig())
+    if data.startswith(f"{SYNTHETIC}:"):
+        size = data.split(":", 1)[1]
+        if not size.isdigit() or int(size) < 100:
+            raise ValueError(f"bad synthetic size {size!r}: use synthetic:N with N >= 100")
+        return generate(synthetic_config(int(size)))
+    return load_dataset(data)
+
+
+def synthetic_config(n_interactions: int, seed: int = 42) -> SyntheticConfig:
+    """Synthetic sizes for about ``n_interactions``: 30 per user, 40 per item on average.
+
+    Args:
+        n_interactions: target number of interactions.
+        seed: generator seed.
+    """
+    return SyntheticConfig(n_users=max(10, n_interactions // 30),
+                           n_items=max(10, n_interactions // 40),
+                           n_interactions=n_interactions, seed=seed)

@@ -43,7 +43,7 @@ def on(monkeypatch, run, cluster):
 
 
 def test_embedding_shards_on_dask_equal_local(prefect_harness, run, on) -> None:
-    from tasks.embed import embed
+    from flows.embed import embed
 
     cache = EmbeddingCache(run.settings.warehouse_path)
     vectors = {}
@@ -58,7 +58,7 @@ def test_embedding_shards_on_dask_equal_local(prefect_harness, run, on) -> None:
 
 
 def test_evaluation_shards_on_dask_equal_local(prefect_harness, run, on) -> None:
-    from tasks.evaluate_shards import evaluate
+    from flows.evaluate import evaluate
 
     paths = {name: str(pipeline.train_source(run.store, name, params, "train",
                                              TrainOptions(seed=1), run.embeddings))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.app.cli import app
 from flows.promote import promote_flow
 from recsys_core.lifecycle import registry
 from tests.lifecycle.builders import unique_settings

@@ -38,7 +38,7 @@ PARAMS = {"data": "synthetic:2000", "protocol": "stratified", "k": 5, "trials": 
           "register_model": False}
 CHILD = """
 import json, sys
-from flows.env import apply_defaults
+from flows.app.env import apply_defaults
 apply_defaults()
 from flows.train import train_flow
 params = json.loads(sys.argv[1])

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.app.cli import app
 from flows.train import train_flow
 from recsys_core.evaluation.metrics import metric_keys
 from recsys_core.training import TrainingConfig

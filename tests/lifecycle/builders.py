@@ -18,6 +18,7 @@ import pytest
 
 from recsys_core import pipeline
 from recsys_core.config import Settings
+from recsys_core.data.loaders import read_dataset
 from recsys_core.evaluation.report import build_report
 from recsys_core.fusion.weighted import FusionConfig
 from recsys_core.lifecycle import registry
@@ -73,7 +74,7 @@ def build_run(root: Path, n_interactions: int = 3000, seed: int = 42) -> Trained
     settings = Settings(home=root / "state")
     settings.ensure_dirs()
     snapshot = Warehouse(settings.warehouse_path).load(
-        pipeline.read_dataset(f"synthetic:{n_interactions}"))
+        read_dataset(f"synthetic:{n_interactions}"))
     store = pipeline.prepare_run(settings, snapshot, "stratified", seed)
     encoder = str(build_tiny_model(root / "tiny-bert"))
     _, embeddings = pipeline.embed_items(store, settings, encoder)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.env import apply_defaults
+from flows.app.env import apply_defaults
 
 apply_defaults()  # before Prefect or MLflow is imported
 
@@ -131,7 +131,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
 ) -> None:
     """Serve the champion over HTTP (MLflow: GET /ping, POST /invocations)."""
-    from flows.serve import serve as run_server
+    from flows.app.serve import serve as run_server
 
     try:
         code = run_server(host, port, workers)
@@ -149,7 +149,7 @@ def deploy(
         help="The deployments' file (default: the project's prefect.yaml).")] = None,
 ) -> None:
     """Apply prefect.yaml's deployments (creating the work pool), or serve them with --serve."""
-    from flows import deploy as deployments
+    from flows.app import deploy as deployments
 
     prefect_file = prefect_file or deployments.PREFECT_FILE
     if serve:

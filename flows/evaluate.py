@@ -1,4 +1,4 @@
-"""Evaluation in user shards: rank test users shard by shard on the configured task runner.
+"""Evaluation subflow: rank test users shard by shard on the configured task runner.
 
 Each shard task loads the sources, ranks its range of test users with every model and writes
 the top-k lists to the run; the evaluation task then measures all of them at once, so the
@@ -7,34 +7,11 @@ metrics equal those of an evaluation that ranks in one process.
 
 from __future__ import annotations
 
-from prefect import flow, task, unmapped
-from prefect.cache_policies import NO_CACHE
-from prefect.logging import get_run_logger
+from prefect import flow, unmapped
 
-from recsys_core import pipeline
-from recsys_core.config import get_settings
-from recsys_core.fusion.weighted import FusionConfig
-from recsys_core.runstore import RunStore
+from flows.runner import sharded
 from tasks.evaluate import evaluate as evaluate_task
-from tasks.runner import sharded
-
-
-@task
-def plan_ranking(run: str) -> list[tuple[int, int]]:
-    """``(start, stop)`` ranges of at most ``RECSYS_SHARD_USERS`` test users."""
-    n_users, size = pipeline.evaluation_users(RunStore(run)), get_settings().shard_users
-    shards = [(start, min(start + size, n_users)) for start in range(0, n_users, size)]
-    get_run_logger().info("%d test users in %d shards", n_users, len(shards))
-    return shards
-
-
-@task(cache_policy=NO_CACHE)
-def rank_shard(run: str, sources: dict[str, str], baselines: dict[str, str], fusion: dict,
-               k: int, shard: tuple[int, int], embeddings: str | None = None) -> str:
-    """Rank one range of test users with every model; returns the lists' file."""
-    return str(pipeline.rank_test_users(RunStore(run), sources, baselines,
-                                        FusionConfig.model_validate(fusion), k, shard[0],
-                                        shard[1], embeddings))
+from tasks.evaluate import plan_ranking, rank_shard
 
 
 @flow(name="evaluate")
