@@ -98,7 +98,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
         params = {"training": config.model_dump(), "fusion": tuned["config"],
                   "encoder": encoder, "data": data}
         with _timed(timings, "register"):
-            version = register(evaluated["model_dir"], report, params, tags)
+            version = register(run, report, params, tags)
             decision = promote(run, version["version"],
                                report["models"]["fused"][f"ndcg@{config.k}"], config.k)
         report["registered"] = {"name": version["name"], "version": version["version"],

@@ -7,10 +7,8 @@ benchmark can call them in one process to measure the orchestration's overhead.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +50,7 @@ def prepare_run(settings: Settings, snapshot_id: str, protocol: str, seed: int) 
         seed: split seed.
     """
     features = build_features(Warehouse(settings.warehouse_path), snapshot_id)
-    return RunStore.prepare(features, protocol, seed, settings.home / "runs")
+    return RunStore.prepare(features, protocol, seed, settings.runs_dir)
 
 
 def embed_items(store: RunStore, settings: Settings, encoder: str,
@@ -106,7 +104,7 @@ def _stored_als(store: RunStore, part: Part, config: ALSConfig) -> ALS | None:
     same config on the same part (same data, same seed), it reuses that fit instead of
     training an identical one (about a minute at 10M interactions).
     """
-    path = store.folder / "sources" / f"{part}-{ALS.name}.pkl"
+    path = store.scorer_path(part, ALS.name)
     if not path.exists():
         return None
     als = RunStore.load_scorer(path)
@@ -261,7 +259,7 @@ def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
     evaluation = evaluate(scorers, train, store.data("test"), k=k, ranked=lists,
                           max_users=eval_users(train.n_items))
     model = HybridRecommender(scorers["fused"], train, encoder=encoder)
-    model_dir = model.save(store.folder / "model", {**store.meta, **(meta or {})})
+    model_dir = model.save(store.model_dir, {**store.meta, **(meta or {})})
     return FinalModel(model, evaluation, model_dir)
 
 
@@ -300,14 +298,7 @@ def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
     key = json.dumps([{n: str(p) for n, p in source_paths.items()},
                       {n: str(p) for n, p in baseline_paths.items()}, fusion.model_dump(), k],
                      sort_keys=True)
-    target = (store.folder / "ranked" / hashlib.sha256(key.encode()).hexdigest()[:16]
-              / f"users-{start:09d}-{stop:09d}.npz")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz"
-        np.savez(fh, **lists)
-    os.replace(tmp, target)
-    return target
+    return store.save_ranked(key, start, stop, lists)
 
 
 def _evaluation_scorers(train: InteractionData, source_paths: Mapping[str, str | Path],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from mlflow import MlflowClient
 from prefect import task
 from prefect.logging import get_run_logger
@@ -11,17 +9,18 @@ from prefect.logging import get_run_logger
 from recsys_core.config import get_settings
 from recsys_core.lifecycle import promotion, registry
 from recsys_core.model.hybrid import HybridRecommender
+from recsys_core.runstore import RunStore
 from tasks.common import IO_RETRIES
 
 
 @task(**IO_RETRIES)
-def register(model_dir: str, report: dict, params: dict, tags: dict[str, str]) -> dict:
-    """Log the run to MLflow and register a new version (alias ``challenger``)."""
+def register(run: str, report: dict, params: dict, tags: dict[str, str]) -> dict:
+    """Log the run's evaluated model to MLflow; register a new version (alias ``challenger``)."""
     settings = get_settings()
-    run = Path(model_dir).parent  # pipeline.evaluate_run saves into RUN/model
-    version = registry.register(HybridRecommender.load(model_dir), Path(model_dir), report,
-                                params, tags, settings,
-                                eval_run=run if (run / "test.parquet").exists() else None)
+    store = RunStore(run)
+    version = registry.register(HybridRecommender.load(store.model_dir), store.model_dir,
+                                report, params, tags, settings,
+                                eval_run=store.folder if store.has_part("test") else None)
     link = run_link(settings.tracking_uri, version.run_id)
     get_run_logger().info("registered %s version %s, run %s", version.name, version.version,
                           link)

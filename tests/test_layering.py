@@ -10,6 +10,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "recsys_core"
+PRODUCT = ("recsys_core", "data_checks", "tasks", "flows", "bench")
+RUNSTORE = "recsys_core/runstore.py"
+RUN_FILES = ("meta.json", "users.json", "items.parquet", "embeddings", "sources", "ranked",
+             "train.parquet", "test.parquet", "fit.parquet", "valid.parquet")
+"""Names in a run folder (``model`` too, but temporary folders use that name as well)."""
 FORBIDDEN = ("prefect", "great_expectations")
 MLFLOW_ALLOWED = ("recsys_core/model/", "recsys_core/lifecycle/")
 LIFECYCLE = "recsys_core.lifecycle"
@@ -94,3 +99,53 @@ def test_recsys_core_respects_layering() -> None:
 ])
 def test_checker_catches_what_it_should(source: str, relpath: str, bad: bool) -> None:
     assert bool(violations(source, relpath)) is bad
+
+
+def run_folder_joins(source: str, relpath: str) -> list[str]:
+    """Places that build a run-folder path by hand: ``x.folder / ...``, ``x.folder.joinpath``,
+    or a join with a name from the run folder's layout (only ``RunStore`` knows it)."""
+    def named(node: ast.expr) -> bool:
+        return isinstance(node, ast.Constant) and isinstance(node.value, str) and (
+            node.value.split("/")[0] in RUN_FILES)
+
+    def folder(node: ast.expr) -> bool:
+        return isinstance(node, ast.Attribute) and node.attr == "folder"
+
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            bad = folder(node.left) or named(node.left) or named(node.right)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            bad = node.func.attr == "joinpath" and (
+                folder(node.func.value) or any(named(arg) for arg in node.args))
+        else:
+            continue
+        if bad:
+            out.append(f"{relpath}:{node.lineno} joins run-folder path parts: ask RunStore")
+    return out
+
+
+def test_only_runstore_knows_the_run_folder_layout() -> None:
+    problems = []
+    for package in PRODUCT:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            relpath = path.relative_to(ROOT).as_posix()
+            if relpath != RUNSTORE:
+                problems += run_folder_joins(path.read_text(encoding="utf-8"), relpath)
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(("source", "bad"), [
+    ("store.folder / 'model'\n", True),
+    ("RunStore(run).folder.joinpath('test.parquet').exists()\n", True),
+    ("(run / 'test.parquet').exists()\n", True),
+    ("Path(run).joinpath('sources', 'x.pkl')\n", True),
+    ("root / 'ranked/abc'\n", True),
+    ("store.model_dir\n", False),
+    ("store.has_part('test')\n", False),
+    ("Path(tmp) / 'model'\n", False),
+    ("settings.home / 'recommendations'\n", False),
+    ("x = 'test.parquet'\n", False),
+])
+def test_run_folder_check_catches_what_it_should(source: str, bad: bool) -> None:
+    assert bool(run_folder_joins(source, "tasks/x.py")) is bad

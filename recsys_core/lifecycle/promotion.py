@@ -148,7 +148,7 @@ def challenge(settings: Settings, margin: float = 0.0, k: int | None = None,
                           "`recsys train` first")
     if data is None:
         run = challenger.tags.get(EVAL_RUN_TAG)
-        if not run or not RunStore(run).folder.joinpath("test.parquet").exists():
+        if not run or not RunStore(run).has_part("test"):
             raise LookupError(f"challenger version {challenger.version} has no evaluation "
                               f"data (tag {EVAL_RUN_TAG!r}: {run!r})")
         data = run_data(run, k or int(challenger.tags.get("k", 10)))
