@@ -121,10 +121,10 @@ def plain_run(settings: Settings, data: str, encoder: str, config: TrainingConfi
         report = pipeline.report_run(final, result.dataset.name, config.protocol, config.k,
                                      fusion)
     with timed(t, "register"):
-        version = registry.register(final.model, final.model_dir, report,
+        version = registry.register(final.model, final.model_dir, report.to_json(),
                                     {"training": config.model_dump()},
                                     {"snapshot_id": snapshot}, settings, eval_run=store.folder)
-        promotion.gate(settings, version.version, report["models"]["fused"][f"ndcg@{config.k}"],
+        promotion.gate(settings, version.version, report.score("fused"),
                        promotion.run_data(str(store.folder), config.k))
     return t
 
@@ -187,7 +187,7 @@ def main() -> None:
     plain_wall, plain = min(plains, key=lambda run: run[0])
     flow_wall, state = min(flows, key=lambda run: run[0])
     report, in_tasks = state.result(), task_seconds(state.state_details.flow_run_id)
-    flow_stages = report["timings_s"]
+    flow_stages = report.timings_s
     print(f"\nwarm-up (plain, synthetic:2000) {warm:.1f}s; Prefect API server start + a "
           f"no-op flow {server:.1f}s (not counted); fastest of {args.repeat} run(s) each: "
           f"plain {[round(w, 1) for w, _ in plains]}, flow {[round(w, 1) for w, _ in flows]}\n")
@@ -203,7 +203,7 @@ def main() -> None:
     print(f"in the same flow run: task bodies {in_tasks:.2f}s of {flow_wall:.2f}s; outside them "
           f"(flow and task orchestration, artifacts) {flow_wall - in_tasks:.2f}s = "
           f"{flow_wall / in_tasks - 1:.1%} of the task time")
-    fused = report["models"]["fused"][f"ndcg@{config.k}"]
+    fused = report.score("fused")
     print(f"flow's fused ndcg@{config.k}: {fused:.4f}")
 
 

@@ -26,7 +26,7 @@ from recsys_core.embed.encoder import TextEncoder
 from recsys_core.embed.engine import EmbeddingRun, run_embedding
 from recsys_core.evaluation.evaluator import Evaluation, evaluate, rank_users, test_rows
 from recsys_core.evaluation.limits import eval_users
-from recsys_core.evaluation.report import build_report
+from recsys_core.evaluation.report import BestSingle, FusionSection, RunReport, build_report
 from recsys_core.evaluation.significance import paired_test
 from recsys_core.fusion.search import SPACES, tune_source
 from recsys_core.fusion.tuner import TuningResult, tune
@@ -325,8 +325,8 @@ def score_model(store: RunStore, model: HybridRecommender, k: int) -> float:
 
 
 def report_run(final: FinalModel, dataset: str, protocol: str, k: int, fusion: FusionConfig
-               ) -> dict[str, Any]:
-    """The DESIGN.md report of an evaluated run (timings and registration filled later).
+               ) -> RunReport:
+    """The DESIGN.md report of an evaluated run (``run_report`` adds the rest of the run).
 
     The fusion section also carries a paired bootstrap test of ``fused`` against the best
     single source on per-user NDCG.
@@ -339,12 +339,11 @@ def report_run(final: FinalModel, dataset: str, protocol: str, k: int, fusion: F
         fusion: the fusion config used.
     """
     evaluation = final.evaluation
-    report = build_report(dataset, protocol, k, evaluation, fusion.weights, {}, None)
     best = evaluation.best(exclude=("fused", *BASELINES))
     test = paired_test(evaluation, "fused", best)
-    report["fusion"].update({
-        "normaliser": fusion.normaliser, "missing": fusion.missing,
-        "vs_best_single": {"source": best, "mean_diff": test.mean_diff, "ci_low": test.ci_low,
-                           "ci_high": test.ci_high, "p_bootstrap": test.p_bootstrap,
-                           "p_wilcoxon": test.p_wilcoxon}})
-    return report
+    section = FusionSection(
+        weights=fusion.weights, normaliser=fusion.normaliser, missing=fusion.missing,
+        vs_best_single=BestSingle(source=best, mean_diff=test.mean_diff, ci_low=test.ci_low,
+                                  ci_high=test.ci_high, p_bootstrap=test.p_bootstrap,
+                                  p_wilcoxon=test.p_wilcoxon))
+    return build_report(dataset, protocol, k, evaluation, section, {}, None)

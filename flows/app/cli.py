@@ -64,12 +64,12 @@ def ingest(
         result = ingest_flow(data=data)
     except (DataError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    typer.echo(f"snapshot {result['snapshot_id']} of {result['dataset']}")
+    typer.echo(f"snapshot {result.snapshot_id} of {result.dataset}")
     typer.echo(f"{'table':<14}{'read':>10}{'valid':>10}{'quarantined':>13}")
-    for table, counts in result["validation"]["tables"].items():
+    for table, counts in result.validation["tables"].items():
         typer.echo(f"{table:<14}{counts['rows_read']:>10}{counts['rows_valid']:>10}"
                    f"{counts['rows_quarantined']:>13}")
-    typer.echo(f"data docs: {result['data_docs']}")
+    typer.echo(f"data docs: {result.data_docs}")
 
 
 @app.command()
@@ -110,17 +110,17 @@ def promote(
         "--rollback", help="Point champion back at the previous champion.")] = False,
 ) -> None:
     """Promote the challenger if it beats the champion on the same data (or roll back)."""
-    from flows.promote import promote_flow
+    from flows.promote import Rollback, promote_flow
 
     try:
         result = promote_flow(margin=margin, k=k, rollback_champion=rollback)
     except LookupError as exc:
         _fail(str(exc))
-    if rollback:
-        typer.echo(f"champion rolled back from version {result['rolled_back_from']} "
-                   f"to {result['champion']}")
+    if isinstance(result, Rollback):
+        typer.echo(f"champion rolled back from version {result.rolled_back_from} "
+                   f"to {result.champion}")
     else:
-        typer.echo(result["reason"])
+        typer.echo(result.reason)
 
 
 @app.command()

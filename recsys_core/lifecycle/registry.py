@@ -170,6 +170,19 @@ def register(model: HybridRecommender, model_dir: Path, report: dict, params: di
     return RegisteredVersion(name, str(version.version), run.info.run_id)
 
 
+def run_link(tracking_uri: str, run_id: str) -> str:
+    """The MLflow UI address of a run on a tracking server, else its ``runs:/`` URI.
+
+    Args:
+        tracking_uri: the MLflow tracking URI.
+        run_id: the run.
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        return f"runs:/{run_id}"
+    experiment = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+
+
 def alias_version(mlc: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     """The version an alias points at, or None.
 

@@ -63,17 +63,17 @@ def test_evaluation_shards_on_dask_equal_local(prefect_harness, run, on) -> None
     paths = {name: str(pipeline.train_source(run.store, name, params, "train",
                                              TrainOptions(seed=1), run.embeddings))
              for name, params in SOURCES.items()}
-    fusion = FusionConfig(weights={"als": 1.0, "itemknn": 0.5, "text": 0.2}).model_dump()
+    fusion = FusionConfig(weights={"als": 1.0, "itemknn": 0.5, "text": 0.2})
     reports = {}
     for runner in ("local", "dask"):
         on(runner)
         reports[runner] = evaluate(str(run.store.folder), paths, {}, fusion, K, "synthetic",
-                                   run.encoder, str(run.embeddings))["report"]
+                                   run.encoder, str(run.embeddings)).to_json()
     assert reports["dask"]["models"] == reports["local"]["models"]
     assert reports["dask"]["segments"] == reports["local"]["segments"]
-    whole = pipeline.evaluate_run(run.store, paths, {}, FusionConfig.model_validate(fusion), K)
+    whole = pipeline.evaluate_run(run.store, paths, {}, fusion, K)
     assert reports["local"]["models"] == pipeline.report_run(
-        whole, "synthetic", "stratified", K, FusionConfig.model_validate(fusion))["models"]
+        whole, "synthetic", "stratified", K, fusion).to_json()["models"]
 
 
 def test_batch_shards_on_dask_equal_local(prefect_harness, run, on, monkeypatch) -> None:
@@ -90,7 +90,7 @@ def test_batch_shards_on_dask_equal_local(prefect_harness, run, on, monkeypatch)
     for runner in ("local", "dask"):
         on(runner)
         result = batch_flow(k=3)
-        frames[runner] = pl.read_parquet(result["parquet"]).drop("created_at")
-        assert result["rows"] == result["rows_loaded"] == frames[runner].height
+        frames[runner] = pl.read_parquet(result.parquet).drop("created_at")
+        assert result.rows == result.rows_loaded == frames[runner].height
     assert frames["local"]["user_id"].n_unique() == len(run.store.vocabularies()[0]) > 2 * 20
     assert frames["dask"].equals(frames["local"])

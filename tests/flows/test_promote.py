@@ -25,8 +25,8 @@ def test_promote_flow_cli_and_rollback(prefect_harness, promotion_run, promotion
 
     promotion_run.register(weak, settings)
     result = promote_flow()
-    assert result["promoted"] is True and result["version"] == "1"
-    assert result["champion_ndcg"] is None and result["challenger_ndcg"] > 0
+    assert result.promoted is True and result.version == "1"
+    assert result.champion_ndcg is None and result.challenger_ndcg > 0
 
     promotion_run.register(strong, settings)
     out = cli.invoke(app, ["promote", "--margin", "0.01"])

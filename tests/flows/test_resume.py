@@ -105,7 +105,7 @@ def runs(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert resumed.returncode == 0, log[-4000:]
     os.environ["RECSYS_HOME"], home = str(root / "fresh"), os.environ["RECSYS_HOME"]
     try:
-        reference = train_flow(**{**params, "report_path": None})
+        reference = train_flow(**{**params, "report_path": None}).to_json()
     finally:
         os.environ["RECSYS_HOME"] = home
     return {"killed": _task_states("killed"), "resumed": _task_states("resumed"),

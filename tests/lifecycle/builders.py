@@ -63,7 +63,7 @@ class TrainedRun:
         """Register ``final`` under ``settings.model_name`` with this run as its eval data."""
         report = build_report("synthetic", "stratified", K, final.evaluation,
                               final.model.fusion.config.weights, {}, None)
-        return registry.register(final.model, final.model_dir, report,
+        return registry.register(final.model, final.model_dir, report.to_json(),
                                  {"fusion": final.model.fusion.config.model_dump()},
                                  TAGS | {"encoder": self.encoder}, settings,
                                  eval_run=self.store.folder)
