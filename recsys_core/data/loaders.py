@@ -9,8 +9,6 @@ with ``parse.strip_meta`` (the validator does) before training.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from recsys_core.data import (
@@ -24,6 +22,7 @@ from recsys_core.data import (
 )
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
+from recsys_core.data.layout import Layout
 from recsys_core.data.parse import META_COLUMNS, PARSE_ERROR, ROW, strip_meta
 from recsys_core.data.synthetic import SyntheticConfig, generate
 
@@ -36,28 +35,10 @@ SYNTHETIC = "synthetic"
 """``--data`` value of the built-in synthetic data (``synthetic:N``: about N interactions)."""
 
 
-@dataclass(frozen=True)
-class Layout:
-    """A directory layout a dataset can come in.
-
-    Args:
-        name: short name (``generic``, ``movielens-latest``, ``recbole``, ...).
-        description: the files it expects, for error messages.
-        detect: whether a directory is in this layout.
-        load: read such a directory.
-    """
-
-    name: str
-    description: str
-    detect: Callable[[Path], bool]
-    load: Callable[[Path], Dataset]
-
-
 # Most specific first: a UniSRec folder also holds RecBole-style ``*.inter`` files.
 LAYOUTS: tuple[Layout, ...] = tuple(
-    Layout(m.NAME, m.DESCRIPTION, m.detect, m.load)
-    for m in (layout_amazon, layout_lastfm, layout_ml100k, layout_ml1m, layout_movielens,
-              layout_recbole, layout_generic)
+    m.LAYOUT for m in (layout_amazon, layout_lastfm, layout_ml100k, layout_ml1m,
+                       layout_movielens, layout_recbole, layout_generic)
 )
 
 
