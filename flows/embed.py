@@ -8,6 +8,8 @@ every shard it finished. The last step reads every vector from the cache into th
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from prefect import flow, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
@@ -26,10 +28,11 @@ def embed_flow(run: str, encoder: str) -> str:
     if shards:
         progress = create_progress_artifact(0.0, key="embedding-progress",
                                             description=f"{total} documents")
+        assert isinstance(progress, UUID)  # called from sync code: the sync implementation ran
         mapped = embed_shard.map(shards, unmapped(encoder_config(encoder)))
         futures = dict(zip(mapped, shards, strict=True))
         done = 0
-        for future in as_completed(futures):
+        for future in as_completed(list(futures)):
             shard = futures[future]
             cache_shard(shard, future.result(), encoder)
             done += len(shard)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from uuid import UUID
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -68,6 +69,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
     def train_all(names: list[str], part: Part) -> dict[str, str]:
         paths: dict[str, str] = {}
         progress = create_progress_artifact(0.0, description=f"sources trained on {part}")
+        assert isinstance(progress, UUID)  # called from sync code: the sync implementation ran
         for done, name in enumerate(names, start=1):
             with _timed(timings, f"train_{name}"):
                 paths[name] = train_source(run, name, config.sources[name], part, config.seed,

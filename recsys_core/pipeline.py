@@ -7,6 +7,7 @@ benchmark can call them in one process to measure the orchestration's overhead.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -210,7 +211,7 @@ def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],
         log.info("no validation item is warm in the fit part: source params kept")
         return out
     for name in names:
-        result = tune_source(lambda p, n=name: make_source(n, p), name, sources[name], fit,
+        result = tune_source(functools.partial(make_source, name), name, sources[name], fit,
                              valid, options, trials, k)
         out[name] = result.params
     return out
@@ -251,14 +252,14 @@ def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
             ranked elsewhere); ``None`` ranks here.
     """
     train = store.data("train", embeddings)
-    scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
+    fused, scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
     lists = None
     if ranked is not None:
         shards = [np.load(path) for path in ranked]
         lists = {name: np.concatenate([shard[name] for shard in shards]) for name in scorers}
     evaluation = evaluate(scorers, train, store.data("test"), k=k, ranked=lists,
                           max_users=eval_users(train.n_items))
-    model = HybridRecommender(scorers["fused"], train, encoder=encoder)
+    model = HybridRecommender(fused, train, encoder=encoder)
     model_dir = model.save(store.model_dir, {**store.meta, **(meta or {})})
     return FinalModel(model, evaluation, model_dir)
 
@@ -292,7 +293,7 @@ def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
         embeddings: the run's item embeddings.
     """
     train = store.data("train", embeddings)
-    scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
+    _, scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
     rows = test_rows(train, store.data("test"), eval_users(train.n_items))[start:stop]
     lists = rank_users(scorers, train, rows, k)
     key = json.dumps([{n: str(p) for n, p in source_paths.items()},
@@ -303,11 +304,11 @@ def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
 
 def _evaluation_scorers(train: InteractionData, source_paths: Mapping[str, str | Path],
                         baseline_paths: Mapping[str, str | Path], fusion: FusionConfig
-                        ) -> dict[str, Scorer]:
-    """``fused`` (over the sources), each source, each baseline."""
+                        ) -> tuple[WeightedFusion, dict[str, Scorer]]:
+    """The fusion over the sources, and by name: ``fused``, each source, each baseline."""
     sources = load_sources(source_paths)
     fused = WeightedFusion(fusion, sources).train(train)
-    return {"fused": fused, **sources, **load_sources(baseline_paths)}
+    return fused, {"fused": fused, **sources, **load_sources(baseline_paths)}
 
 
 def score_model(store: RunStore, model: HybridRecommender, k: int) -> float:

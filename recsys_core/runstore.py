@@ -17,7 +17,7 @@ import os
 import pickle
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -66,8 +66,8 @@ class RunStore:
         store = cls(Path(root) / run_key(features.snapshot_id, protocol, seed))
         test_split = split(features.interactions, protocol, seed)
         valid_split = validation_split(test_split.train, protocol, seed)
-        parts = {"train": test_split.train, "test": test_split.test,
-                 "fit": valid_split.train, "valid": valid_split.test}
+        parts: dict[Part, pl.DataFrame] = {"train": test_split.train, "test": test_split.test,
+                                           "fit": valid_split.train, "valid": valid_split.test}
         for part, frame in parts.items():
             store._write(store._part_name(part), frame.write_parquet)
         store._write("items.parquet", features.items.write_parquet)
@@ -167,9 +167,11 @@ class RunStore:
             stop: one past the last test user.
             lists: model name -> (users, k) item indices.
         """
+        arrays: dict[str, Any] = dict(lists)  # np.savez's stub types ** like allow_pickle
+
         def write(path: str) -> None:
             with open(path, "wb") as fh:  # a file object: np.savez would append ".npz"
-                np.savez(fh, **lists)
+                np.savez(fh, **arrays)
 
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         return self._write(f"ranked/{digest}/users-{start:09d}-{stop:09d}.npz", write)

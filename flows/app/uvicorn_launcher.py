@@ -35,8 +35,7 @@ def patch() -> None:
     import uvicorn.config
 
     module = types.ModuleType("socket")
-    module.__dict__.update(socket.__dict__)
-    module.socket = tcp_socket
+    module.__dict__.update(socket.__dict__, socket=tcp_socket)
     uvicorn.config.socket = module
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -100,13 +100,10 @@ class FactorScorer(Scorer[C]):
     """
 
     kind: ClassVar[ImplicitKind]
-
-    def __init__(self, config: C) -> None:
-        super().__init__(config)
-        self.user_factors: np.ndarray | None = None
-        self.item_factors: np.ndarray | None = None
-        self.warm_users: np.ndarray | None = None
-        self.warm_items: np.ndarray | None = None
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    warm_users: np.ndarray
+    warm_items: np.ndarray
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         start = time.perf_counter()
@@ -116,7 +113,7 @@ class FactorScorer(Scorer[C]):
         log.info("%s: %d x %d, %d factors in %.2fs", self.kind.upper(), data.n_users,
                  data.n_items, self.config.factors, time.perf_counter() - start)
 
-    def _store(self, model: object, data: InteractionData) -> None:
+    def _store(self, model: Any, data: InteractionData) -> None:
         """Copy factors out of a fitted implicit model; the model itself is not kept."""
         self.user_factors = backend.to_numpy(model.user_factors)
         self.item_factors = backend.to_numpy(model.item_factors)
@@ -189,12 +186,12 @@ class ItemKNN(Scorer[ItemKNNConfig]):
     """
 
     name = "itemknn"
+    similarity: sp.csr_matrix
+    user_items: sp.csr_matrix
+    warm_items: np.ndarray
 
     def __init__(self, config: ItemKNNConfig | None = None) -> None:
         super().__init__(config or ItemKNNConfig())
-        self.similarity: sp.csr_matrix | None = None
-        self.user_items: sp.csr_matrix | None = None
-        self.warm_items: np.ndarray | None = None
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         c = self.config
@@ -241,4 +238,4 @@ class ItemKNNBM25(ItemKNN, Scorer[ItemKNNBM25Config]):
 
 def _touches(rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
     """Which rows hold a non-zero entry in one of the masked ``items`` (CF can score them)."""
-    return np.asarray((rows != 0).astype(np.int64) @ items.astype(np.int64)).ravel() > 0
+    return np.asarray(rows.astype(bool).astype(np.int64) @ items.astype(np.int64)).ravel() > 0

@@ -19,7 +19,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from recsys_core.config import Settings
-from recsys_core.lifecycle.registry import alias_version, client, load_recommender
+from recsys_core.lifecycle.registry import alias_version, client, load_version
 from recsys_core.model.hybrid import HybridRecommender
 
 log = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ def output_path(settings: Settings, version: str, k: int) -> Path:
 @functools.lru_cache(maxsize=2)
 def _model(settings: Settings, version: str) -> HybridRecommender:
     """The registered version, loaded once per process (a worker serves many shards)."""
-    return load_recommender(settings, version)
+    return load_version(settings, version)
 
 
 def recommend_shard(settings: Settings, version: str, start: int, stop: int, k: int) -> Path:

@@ -21,7 +21,7 @@ from recsys_core.lifecycle.registry import (
     EVAL_RUN_TAG,
     alias_version,
     client,
-    load_recommender,
+    load_version,
     promote,
 )
 from recsys_core.model.hybrid import HybridRecommender
@@ -110,7 +110,7 @@ def gate(settings: Settings, version: str, challenger_score: float, data: Evalua
                         metric, f"version {version} is already champion")
     champion_score = None
     if current is not None:
-        champion = load_recommender(settings, str(current.version))
+        champion = load_version(settings, str(current.version))
         champion_score = score_model(champion, data)
     promoted = promote(mlc, name, str(version), challenger_score, champion_score, margin,
                        metric)
@@ -154,5 +154,5 @@ def challenge(settings: Settings, margin: float = 0.0, k: int | None = None,
         data = run_data(run, k or int(challenger.tags.get("k", 10)))
     elif k is not None and k != data.k:
         data = EvaluationData(data.train, data.test, k)
-    model = load_recommender(settings, str(challenger.version))
+    model = load_version(settings, str(challenger.version))
     return gate(settings, str(challenger.version), score_model(model, data), data, margin)

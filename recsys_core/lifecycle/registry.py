@@ -338,5 +338,16 @@ def load_recommender(settings: Settings, alias: str) -> HybridRecommender | None
     mlc = client(settings)
     if not str(alias).isdigit() and alias_version(mlc, settings.model_name, alias) is None:
         return None
-    loaded = mlflow.pyfunc.load_model(model_uri(settings, alias))
+    return load_version(settings, alias)
+
+
+def load_version(settings: Settings, alias_or_version: str) -> HybridRecommender:
+    """The ``HybridRecommender`` of a version that exists (MLflow raises when it does not).
+
+    Args:
+        settings: project settings (model name, tracking store).
+        alias_or_version: a version number, or an alias known to point at one.
+    """
+    client(settings)
+    loaded = mlflow.pyfunc.load_model(model_uri(settings, alias_or_version))
     return loaded.unwrap_python_model().model
