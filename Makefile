@@ -1,4 +1,5 @@
 # Two commands do all the set-up: `make demo` and `make test` (each creates .venv if missing).
+# `make test`: ruff, mypy (configured in pyproject.toml), then pytest.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,6 +20,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

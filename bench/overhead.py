@@ -39,7 +39,7 @@ DATA = ROOT.parent / "shared" / "data" / "ml-latest-small"
 STATE = Path(tempfile.mkdtemp(prefix="recsys-overhead-"))
 os.environ["RECSYS_HOME"] = str(STATE / "flow")  # the flow's result storage (fixed at import)
 
-from flows.env import apply_defaults  # noqa: E402
+from flows.app.env import apply_defaults  # noqa: E402
 
 apply_defaults()
 
@@ -55,13 +55,14 @@ from prefect.client.schemas.filters import (  # noqa: E402
 
 from data_checks.runner import validate_dataset  # noqa: E402
 from flows.train import train_flow  # noqa: E402
-from recsys_core import pipeline, registry  # noqa: E402
+from recsys_core import pipeline  # noqa: E402
 from recsys_core.config import Settings  # noqa: E402
+from recsys_core.data.loaders import read_dataset  # noqa: E402
 from recsys_core.embed.cache import EmbeddingCache  # noqa: E402
 from recsys_core.embed.config import EncoderConfig  # noqa: E402
 from recsys_core.embed.device import resolve_device  # noqa: E402
 from recsys_core.embed.engine import plan_shards, shard_size_for, shared_encoder  # noqa: E402
-from recsys_core.model import promotion  # noqa: E402
+from recsys_core.lifecycle import promotion, registry  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
 from recsys_core.training import BASELINES, TrainingConfig  # noqa: E402
 from recsys_core.warehouse.store import Warehouse  # noqa: E402
@@ -81,7 +82,7 @@ def plain_run(settings: Settings, data: str, encoder: str, config: TrainingConfi
     settings.ensure_dirs()
     t: dict[str, float] = {}
     with timed(t, "ingest"):
-        result = validate_dataset(pipeline.read_dataset(data), settings.quarantine_threshold)
+        result = validate_dataset(read_dataset(data), settings.quarantine_threshold)
         result.raise_if_failed()
         snapshot = Warehouse(settings.warehouse_path).load(result.dataset, result.quarantine)
     with timed(t, "features"):
@@ -120,10 +121,10 @@ def plain_run(settings: Settings, data: str, encoder: str, config: TrainingConfi
         report = pipeline.report_run(final, result.dataset.name, config.protocol, config.k,
                                      fusion)
     with timed(t, "register"):
-        version = registry.register(final.model, final.model_dir, report,
+        version = registry.register(final.model, final.model_dir, report.to_json(),
                                     {"training": config.model_dump()},
                                     {"snapshot_id": snapshot}, settings, eval_run=store.folder)
-        promotion.gate(settings, version.version, report["models"]["fused"][f"ndcg@{config.k}"],
+        promotion.gate(settings, version.version, report.score("fused"),
                        promotion.run_data(str(store.folder), config.k))
     return t
 
@@ -186,7 +187,7 @@ def main() -> None:
     plain_wall, plain = min(plains, key=lambda run: run[0])
     flow_wall, state = min(flows, key=lambda run: run[0])
     report, in_tasks = state.result(), task_seconds(state.state_details.flow_run_id)
-    flow_stages = report["timings_s"]
+    flow_stages = report.timings_s
     print(f"\nwarm-up (plain, synthetic:2000) {warm:.1f}s; Prefect API server start + a "
           f"no-op flow {server:.1f}s (not counted); fastest of {args.repeat} run(s) each: "
           f"plain {[round(w, 1) for w, _ in plains]}, flow {[round(w, 1) for w, _ in flows]}\n")
@@ -202,7 +203,7 @@ def main() -> None:
     print(f"in the same flow run: task bodies {in_tasks:.2f}s of {flow_wall:.2f}s; outside them "
           f"(flow and task orchestration, artifacts) {flow_wall - in_tasks:.2f}s = "
           f"{flow_wall / in_tasks - 1:.1%} of the task time")
-    fused = report["models"]["fused"][f"ndcg@{config.k}"]
+    fused = report.score("fused")
     print(f"flow's fused ndcg@{config.k}: {fused:.4f}")
 
 

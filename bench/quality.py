@@ -44,6 +44,7 @@ from recsys_core import pipeline  # noqa: E402
 from recsys_core.cf.ease import EASE  # noqa: E402
 from recsys_core.config import Settings  # noqa: E402
 from recsys_core.data import schema as S  # noqa: E402
+from recsys_core.data.loaders import read_dataset  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
 from recsys_core.training import BASELINES, TrainingConfig  # noqa: E402
@@ -203,7 +204,7 @@ def main() -> None:
         settings.ensure_dirs()  # datasets can run in parallel processes; embeddings cached
         timings: dict[str, float] = {}
         with timed(timings, "load"):
-            dataset = pipeline.read_dataset(str(DATA / name) if "/" not in name else name)
+            dataset = read_dataset(str(DATA / name) if "/" not in name else name)
         with timed(timings, "warehouse"):
             snapshot = Warehouse(settings.warehouse_path).load(dataset)
         inter = dataset.interactions

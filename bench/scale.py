@@ -1,8 +1,8 @@
 """Scale benchmark: the whole training pipeline on synthetic data of growing size.
 
 For each size N (interactions; users and items grow with N, see
-``recsys_core.pipeline.synthetic_config``) a fresh subprocess runs every training stage once,
-in order, in a temporary ``RECSYS_HOME``: generate, validate + warehouse load (ingest),
+``recsys_core.data.loaders.synthetic_config``) a fresh subprocess runs every training stage
+once, in order, in a temporary ``RECSYS_HOME``: generate, validate + warehouse load (ingest),
 features + split, embed item documents, the size plan (``pipeline.size_plan``: EASE's item
 guard; above ``Settings.large_run`` no per-source search and no refit), per-source search,
 train each fused source on ``fit``, tune the fusion, retrain each source on ``train``,
@@ -96,6 +96,7 @@ def run_size(n: int, encoder: str, trials: int, home: Path, out: Path) -> dict:
     from data_checks.runner import validate_dataset
     from recsys_core import pipeline
     from recsys_core.config import get_settings
+    from recsys_core.data.loaders import synthetic_config
     from recsys_core.data.synthetic import generate
     from recsys_core.fusion.weighted import FusionConfig
     from recsys_core.scoring import TrainOptions
@@ -111,7 +112,7 @@ def run_size(n: int, encoder: str, trials: int, home: Path, out: Path) -> dict:
         {"n": n, "stages": stages, **facts, "error": "stopped before the end"})))
     try:
         with monitor.stage("generate"):
-            dataset = generate(pipeline.synthetic_config(n))
+            dataset = generate(synthetic_config(n))
         facts.update(interactions=dataset.interactions.height, items=dataset.items.height)
         with monitor.stage("ingest"):
             result = validate_dataset(dataset, settings.quarantine_threshold)

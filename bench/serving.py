@@ -11,7 +11,7 @@ fusion weights, since latency does not depend on their values) on ml-latest-smal
    process (``--load``) holding ``--concurrency`` keep-alive connections for ``--duration``
    seconds, one user's top-10 per request (the target: >= 300 requests/s), with 1 and 2
    server workers (uvicorn's access log off; several workers go through the launcher of
-   ``flows.uvicorn_launcher``, without which each keep-alive request waits ~44 ms).
+   ``flows.app.uvicorn_launcher``, without which each keep-alive request waits ~44 ms).
 
 State (warehouse with its embedding cache, MLflow store) lives in ``--home`` (default
 ``.recsys/bench-serving``), so a rerun skips the embedding. Skips when the data is absent.
@@ -112,7 +112,7 @@ def load(url: str, users: list[str], duration: float, concurrency: int, warmup: 
 def train(home: Path, seed: int):
     os.environ["RECSYS_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from flows.env import apply_defaults
+    from flows.app.env import apply_defaults
 
     apply_defaults()
     from recsys_core import pipeline
@@ -160,7 +160,7 @@ def in_process(final, settings, requests: int, seed: int) -> tuple[dict, str]:
     import mlflow
     import pandas as pd
 
-    from recsys_core import registry
+    from recsys_core.lifecycle import registry
 
     model = final.model
     rng = random.Random(seed)
@@ -199,8 +199,8 @@ def in_process(final, settings, requests: int, seed: int) -> tuple[dict, str]:
 
 def over_http(settings, version: str, users: list[str], workers: list[int], duration: float,
               concurrency: list[int]) -> list[dict]:
-    from flows.serve import start_server, stop_server, wait_until_ready
-    from recsys_core import registry
+    from flows.app.serve import start_server, stop_server, wait_until_ready
+    from recsys_core.lifecycle import registry
 
     mlc = registry.client(settings)
     mlc.set_registered_model_alias(settings.model_name, registry.CHAMPION, version)

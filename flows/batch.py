@@ -9,26 +9,31 @@ from __future__ import annotations
 
 from prefect import flow, unmapped
 
+from flows.runner import sharded
 from recsys_core.config import get_settings
-from tasks.batch import combine_shards, load_recommendations, plan_batch, recommend_shard
-from tasks.runner import sharded
+from recsys_core.lifecycle.batch import BatchResult
+from tasks.batch import (
+    BatchRun,
+    combine_shards,
+    load_recommendations,
+    plan_batch,
+    recommend_shard,
+)
 
 
 @flow(name="recommend-shards")
-def recommend_shards(alias: str = "champion", k: int = 10) -> dict:
+def recommend_shards(alias: str = "champion", k: int = 10) -> BatchResult:
     """Score every user shard of the aliased version and combine the parts.
 
     Shard tasks get the flow's settings as a parameter: a Dask worker's environment is not
     the flow's.
     """
     plan = plan_batch(alias, k)
-    parts = recommend_shard.map(unmapped(get_settings()), plan["version"], plan["shards"], k)
-    return combine_shards(parts.result(), plan["parquet"])
+    parts = recommend_shard.map(unmapped(get_settings()), plan.version, plan.shards, k)
+    return combine_shards(parts.result(), plan.parquet)
 
 
 @flow(name="batch-recommend")
-def batch_flow(alias: str = "champion", k: int = 10) -> dict:
+def batch_flow(alias: str = "champion", k: int = 10) -> BatchRun:
     """Write the top-``k`` of every user from the aliased version to Parquet and DuckDB."""
-    written = sharded(recommend_shards)(alias, k)
-    loaded = load_recommendations(written["parquet"])
-    return {**written, **loaded}
+    return load_recommendations(sharded(recommend_shards)(alias, k))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.ingest import ingest
+from tasks.ingest import Ingested, ingest
 
 
 @flow(name="ingest")
-def ingest_flow(data: str = "synthetic", data_docs: bool = True) -> dict:
+def ingest_flow(data: str = "synthetic", data_docs: bool = True) -> Ingested:
     """Validate ``data`` and load its clean rows; returns the snapshot id and row counts."""
     return ingest(data, data_docs)

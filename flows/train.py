@@ -8,16 +8,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from uuid import UUID
 
 from prefect import flow
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging import get_run_logger
 
+from flows.embed import embed
+from flows.evaluate import evaluate
 from recsys_core.config import get_settings
+from recsys_core.evaluation.report import RunReport, run_report
+from recsys_core.runstore import Part
 from recsys_core.training import BASELINES, TrainingConfig
-from tasks.embed import embed
 from tasks.evaluate import publish
-from tasks.evaluate_shards import evaluate
 from tasks.ingest import ingest
 from tasks.register import promote, register
 from tasks.train import prepare, size_guard, train_source, tune_fusion
@@ -43,7 +46,7 @@ def _git_commit() -> str:
 def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 10,
                encoder: str | None = None, register_model: bool = True,
                trials: int | None = None, seed: int | None = None,
-               report_path: str | None = None, data_docs: bool = False) -> dict:
+               report_path: str | None = None, data_docs: bool = False) -> RunReport:
     """Train, evaluate and register the hybrid recommender; returns the report.
 
     Finished stages persist their results under RECSYS_HOME, so a rerun after a crash takes
@@ -58,14 +61,15 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
     with _timed(timings, "ingest"):
         ingested = ingest(data, data_docs)
     with _timed(timings, "features"):
-        prepared = prepare(ingested["snapshot_id"], config.protocol, config.seed)
-    run = prepared["run"]
+        prepared = prepare(ingested.snapshot_id, config.protocol, config.seed)
+    run = prepared.run
     with _timed(timings, "embed"):
         embeddings = embed(run, encoder)
 
-    def train_all(names: list[str], part: str) -> dict[str, str]:
+    def train_all(names: list[str], part: Part) -> dict[str, str]:
         paths: dict[str, str] = {}
         progress = create_progress_artifact(0.0, description=f"sources trained on {part}")
+        assert isinstance(progress, UUID)  # called from sync code: the sync implementation ran
         for done, name in enumerate(names, start=1):
             with _timed(timings, f"train_{name}"):
                 paths[name] = train_source(run, name, config.sources[name], part, config.seed,
@@ -76,7 +80,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
                         timings[f"train_{name}"])
         return paths
 
-    config = TrainingConfig.model_validate(size_guard(run, config.model_dump()))
+    config = size_guard(run, config)
     fused = config.fused_sources
     with _timed(timings, "tune_sources"):
         config = config.model_copy(update={"sources": tune_sources(
@@ -87,33 +91,25 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
     sources = train_all(fused, "train") if config.refit else fit_sources
     baselines = train_all([n for n in config.sources if n in BASELINES], "train")
     with _timed(timings, "evaluate"):
-        evaluated = evaluate(run, sources, baselines, tuned["config"], config.k,
-                             ingested["dataset"], encoder, embeddings)
-    report = evaluated["report"]
-    decision = None
+        evaluated = evaluate(run, sources, baselines, tuned.config, config.k, ingested.dataset,
+                             encoder, embeddings)
+    registered = version = None
     if register_model:
-        tags = {"snapshot_id": ingested["snapshot_id"], "dataset": ingested["dataset"],
+        tags = {"snapshot_id": ingested.snapshot_id, "dataset": ingested.dataset,
                 "protocol": config.protocol, "encoder": encoder, "git_commit": _git_commit(),
-                "validation": "passed" if ingested["validation"]["success"] else "failed"}
-        params = {"training": config.model_dump(), "fusion": tuned["config"],
+                "validation": "passed" if ingested.validation["success"] else "failed"}
+        params = {"training": config.model_dump(), "fusion": tuned.config.model_dump(),
                   "encoder": encoder, "data": data}
         with _timed(timings, "register"):
-            version = register(evaluated["model_dir"], report, params, tags)
-            decision = promote(run, version["version"],
-                               report["models"]["fused"][f"ndcg@{config.k}"], config.k)
-        report["registered"] = {"name": version["name"], "version": version["version"],
-                                "run_id": version["run_id"], **decision}
-    report["timings_s"] = timings
-    report["validation"] = ingested["validation"]
-    report["data"] = {"snapshot_id": ingested["snapshot_id"], "users": prepared["users"],
-                      "items": prepared["items"], "rows": prepared["rows"]}
-    report["links"] = {"data_docs": ingested["data_docs"],
-                       "mlflow_run": version["run_link"] if register_model else None,
-                       "tracking_uri": settings.tracking_uri}
+            version = register(run, evaluated, params, tags)
+            registered = promote(run, version, evaluated.score("fused"), config.k)
+    report = run_report(evaluated, timings, ingested.validation, prepared.data, registered,
+                        data_docs=ingested.data_docs,
+                        mlflow_run=None if version is None else version.run_link,
+                        tracking_uri=settings.tracking_uri)
     if report_path:
         Path(report_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(report_path).write_text(json.dumps(report, indent=2))
+        Path(report_path).write_text(json.dumps(report.to_json(), indent=2))
     publish(report)
     logger.info("stage seconds %s", timings)
     return report
-

@@ -99,6 +99,11 @@ class Settings(BaseSettings):
         return self.home / "data_docs"
 
     @property
+    def runs_dir(self) -> Path:
+        """Training run folders (``RunStore``): one per snapshot, protocol and seed."""
+        return self.home / "runs"
+
+    @property
     def models_dir(self) -> Path:
         """Locally saved model folders before they are logged to MLflow."""
         return self.home / "models"

@@ -7,10 +7,9 @@ benchmark can call them in one process to measure the orchestration's overhead.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import logging
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +19,15 @@ import numpy as np
 
 from recsys_core.cf.implicit_models import ALS, ALSConfig
 from recsys_core.config import Settings
-from recsys_core.data.dataset import Dataset
 from recsys_core.data.interactions import InteractionData
-from recsys_core.data.loaders import load_dataset
-from recsys_core.data.synthetic import SyntheticConfig, generate
 from recsys_core.deep.projector import ContentProjector
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.config import EncoderConfig
 from recsys_core.embed.encoder import TextEncoder
 from recsys_core.embed.engine import EmbeddingRun, run_embedding
 from recsys_core.evaluation.evaluator import Evaluation, evaluate, rank_users, test_rows
-from recsys_core.evaluation.report import build_report
+from recsys_core.evaluation.limits import eval_users
+from recsys_core.evaluation.report import BestSingle, FusionSection, RunReport, build_report
 from recsys_core.evaluation.significance import paired_test
 from recsys_core.fusion.search import SPACES, tune_source
 from recsys_core.fusion.tuner import TuningResult, tune
@@ -44,54 +41,6 @@ from recsys_core.warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC = "synthetic"
-EVAL_MAX_USERS = 20_000
-"""Most test users evaluated (a seeded sample above this): 20,000 users put the standard
-error of a mean metric near 0.002."""
-EVAL_MAX_CELLS = 200_000_000
-"""Full ranking costs test users x items per model, both growing with the data: the sample
-also shrinks so users x items stays under this (never below ``EVAL_MIN_USERS``)."""
-EVAL_MIN_USERS = 2_000
-
-
-def eval_users(n_items: int) -> int:
-    """How many test users to evaluate over a catalogue of ``n_items`` (see ``EVAL_MAX_CELLS``).
-
-    Args:
-        n_items: catalogue size.
-    """
-    return max(EVAL_MIN_USERS, min(EVAL_MAX_USERS, EVAL_MAX_CELLS // max(n_items, 1)))
-
-
-def read_dataset(data: str) -> Dataset:
-    """The built-in synthetic data or a dataset directory (layout auto-detected).
-
-    Args:
-        data: ``synthetic`` (about 60k interactions), ``synthetic:N`` (about N interactions,
-            users and items growing with N), or a directory path.
-    """
-    if data == SYNTHETIC:
-        return generate(SyntheticConfig())
-    if data.startswith(f"{SYNTHETIC}:"):
-        size = data.split(":", 1)[1]
-        if not size.isdigit() or int(size) < 100:
-            raise ValueError(f"bad synthetic size {size!r}: use synthetic:N with N >= 100")
-        return generate(synthetic_config(int(size)))
-    return load_dataset(data)
-
-
-def synthetic_config(n_interactions: int, seed: int = 42) -> SyntheticConfig:
-    """Synthetic sizes for about ``n_interactions``: 30 per user, 40 per item on average.
-
-    Args:
-        n_interactions: target number of interactions.
-        seed: generator seed.
-    """
-    return SyntheticConfig(n_users=max(10, n_interactions // 30),
-                           n_items=max(10, n_interactions // 40),
-                           n_interactions=n_interactions, seed=seed)
-
-
 def prepare_run(settings: Settings, snapshot_id: str, protocol: str, seed: int) -> RunStore:
     """Build features of a warehouse snapshot and split them into the run's parts.
 
@@ -102,7 +51,7 @@ def prepare_run(settings: Settings, snapshot_id: str, protocol: str, seed: int) 
         seed: split seed.
     """
     features = build_features(Warehouse(settings.warehouse_path), snapshot_id)
-    return RunStore.prepare(features, protocol, seed, settings.home / "runs")
+    return RunStore.prepare(features, protocol, seed, settings.runs_dir)
 
 
 def embed_items(store: RunStore, settings: Settings, encoder: str,
@@ -156,7 +105,7 @@ def _stored_als(store: RunStore, part: Part, config: ALSConfig) -> ALS | None:
     same config on the same part (same data, same seed), it reuses that fit instead of
     training an identical one (about a minute at 10M interactions).
     """
-    path = store.folder / "sources" / f"{part}-{ALS.name}.pkl"
+    path = store.scorer_path(part, ALS.name)
     if not path.exists():
         return None
     als = RunStore.load_scorer(path)
@@ -262,7 +211,7 @@ def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],
         log.info("no validation item is warm in the fit part: source params kept")
         return out
     for name in names:
-        result = tune_source(lambda p, n=name: make_source(n, p), name, sources[name], fit,
+        result = tune_source(functools.partial(make_source, name), name, sources[name], fit,
                              valid, options, trials, k)
         out[name] = result.params
     return out
@@ -303,15 +252,15 @@ def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
             ranked elsewhere); ``None`` ranks here.
     """
     train = store.data("train", embeddings)
-    scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
+    fused, scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
     lists = None
     if ranked is not None:
         shards = [np.load(path) for path in ranked]
         lists = {name: np.concatenate([shard[name] for shard in shards]) for name in scorers}
     evaluation = evaluate(scorers, train, store.data("test"), k=k, ranked=lists,
                           max_users=eval_users(train.n_items))
-    model = HybridRecommender(scorers["fused"], train, encoder=encoder)
-    model_dir = model.save(store.folder / "model", {**store.meta, **(meta or {})})
+    model = HybridRecommender(fused, train, encoder=encoder)
+    model_dir = model.save(store.model_dir, {**store.meta, **(meta or {})})
     return FinalModel(model, evaluation, model_dir)
 
 
@@ -344,29 +293,22 @@ def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
         embeddings: the run's item embeddings.
     """
     train = store.data("train", embeddings)
-    scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
+    _, scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
     rows = test_rows(train, store.data("test"), eval_users(train.n_items))[start:stop]
     lists = rank_users(scorers, train, rows, k)
     key = json.dumps([{n: str(p) for n, p in source_paths.items()},
                       {n: str(p) for n, p in baseline_paths.items()}, fusion.model_dump(), k],
                      sort_keys=True)
-    target = (store.folder / "ranked" / hashlib.sha256(key.encode()).hexdigest()[:16]
-              / f"users-{start:09d}-{stop:09d}.npz")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz"
-        np.savez(fh, **lists)
-    os.replace(tmp, target)
-    return target
+    return store.save_ranked(key, start, stop, lists)
 
 
 def _evaluation_scorers(train: InteractionData, source_paths: Mapping[str, str | Path],
                         baseline_paths: Mapping[str, str | Path], fusion: FusionConfig
-                        ) -> dict[str, Scorer]:
-    """``fused`` (over the sources), each source, each baseline."""
+                        ) -> tuple[WeightedFusion, dict[str, Scorer]]:
+    """The fusion over the sources, and by name: ``fused``, each source, each baseline."""
     sources = load_sources(source_paths)
     fused = WeightedFusion(fusion, sources).train(train)
-    return {"fused": fused, **sources, **load_sources(baseline_paths)}
+    return fused, {"fused": fused, **sources, **load_sources(baseline_paths)}
 
 
 def score_model(store: RunStore, model: HybridRecommender, k: int) -> float:
@@ -384,8 +326,8 @@ def score_model(store: RunStore, model: HybridRecommender, k: int) -> float:
 
 
 def report_run(final: FinalModel, dataset: str, protocol: str, k: int, fusion: FusionConfig
-               ) -> dict[str, Any]:
-    """The DESIGN.md report of an evaluated run (timings and registration filled later).
+               ) -> RunReport:
+    """The DESIGN.md report of an evaluated run (``run_report`` adds the rest of the run).
 
     The fusion section also carries a paired bootstrap test of ``fused`` against the best
     single source on per-user NDCG.
@@ -398,12 +340,11 @@ def report_run(final: FinalModel, dataset: str, protocol: str, k: int, fusion: F
         fusion: the fusion config used.
     """
     evaluation = final.evaluation
-    report = build_report(dataset, protocol, k, evaluation, fusion.weights, {}, None)
     best = evaluation.best(exclude=("fused", *BASELINES))
     test = paired_test(evaluation, "fused", best)
-    report["fusion"].update({
-        "normaliser": fusion.normaliser, "missing": fusion.missing,
-        "vs_best_single": {"source": best, "mean_diff": test.mean_diff, "ci_low": test.ci_low,
-                           "ci_high": test.ci_high, "p_bootstrap": test.p_bootstrap,
-                           "p_wilcoxon": test.p_wilcoxon}})
-    return report
+    section = FusionSection(
+        weights=fusion.weights, normaliser=fusion.normaliser, missing=fusion.missing,
+        vs_best_single=BestSingle(source=best, mean_diff=test.mean_diff, ci_low=test.ci_low,
+                                  ci_high=test.ci_high, p_bootstrap=test.p_bootstrap,
+                                  p_wilcoxon=test.p_wilcoxon))
+    return build_report(dataset, protocol, k, evaluation, section, {}, None)

@@ -2,8 +2,11 @@
 
 A run folder holds the vocabularies and items (with documents), the four interaction
 parts (``train``/``test`` from the protocol, ``fit``/``valid`` carved from ``train``),
-item embeddings, and pickled trained sources. Every write goes to a temporary file first
-and is renamed into place, so a killed stage never leaves a half-written file behind.
+item embeddings, pickled trained sources, ranked test-user shards and the saved model.
+Every write goes to a temporary file first and is renamed into place, so a killed stage
+never leaves a half-written file behind. This module is the only code that knows the
+folder's layout (``tests/test_layering.py`` checks): everything else asks a
+``RunStore`` for a path.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import hashlib
 import json
 import os
 import pickle
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -62,10 +66,10 @@ class RunStore:
         store = cls(Path(root) / run_key(features.snapshot_id, protocol, seed))
         test_split = split(features.interactions, protocol, seed)
         valid_split = validation_split(test_split.train, protocol, seed)
-        parts = {"train": test_split.train, "test": test_split.test,
-                 "fit": valid_split.train, "valid": valid_split.test}
+        parts: dict[Part, pl.DataFrame] = {"train": test_split.train, "test": test_split.test,
+                                           "fit": valid_split.train, "valid": valid_split.test}
         for part, frame in parts.items():
-            store._write(f"{part}.parquet", frame.write_parquet)
+            store._write(store._part_name(part), frame.write_parquet)
         store._write("items.parquet", features.items.write_parquet)
         store._write("users.json", lambda p: Path(p).write_text(
             json.dumps(features.user_vocab.ids.tolist())))
@@ -81,7 +85,20 @@ class RunStore:
 
     def frame(self, part: Part) -> pl.DataFrame:
         """The interactions of one part."""
-        return pl.read_parquet(self.folder / f"{part}.parquet")
+        return pl.read_parquet(self.folder / self._part_name(part))
+
+    def has_part(self, part: Part) -> bool:
+        """Whether the folder (still) holds the interactions of ``part``.
+
+        Args:
+            part: which interactions.
+        """
+        return (self.folder / self._part_name(part)).is_file()
+
+    @property
+    def model_dir(self) -> Path:
+        """Where the run's evaluated model is saved (``HybridRecommender.save``)."""
+        return self.folder / "model"
 
     def items(self) -> pl.DataFrame:
         """Items in vocabulary order, with their ``document``."""
@@ -117,9 +134,18 @@ class RunStore:
         vectors = None if embeddings is None else np.load(embeddings)
         return InteractionData.from_frame(self.frame(part), users, items, vectors, titles)
 
+    def scorer_path(self, part: Part, name: str) -> Path:
+        """Where the source ``name`` trained on ``part`` is (or would be) pickled.
+
+        Args:
+            part: the interactions it was trained on.
+            name: the source name.
+        """
+        return self.folder / self._scorer_name(part, name)
+
     def save_scorer(self, scorer: Scorer, part: Part) -> Path:
         """Pickle a source trained on ``part``; returns its path."""
-        return self._write(f"sources/{part}-{scorer.name}.pkl",
+        return self._write(self._scorer_name(part, scorer.name),
                            lambda p: Path(p).write_bytes(pickle.dumps(scorer)))
 
     @staticmethod
@@ -130,7 +156,35 @@ class RunStore:
             raise TypeError(f"{path} does not hold a scorer")
         return scorer
 
-    def _write(self, name: str, writer) -> Path:
+    def save_ranked(self, key: str, start: int, stop: int, lists: Mapping[str, np.ndarray]
+                    ) -> Path:
+        """Store the top-k lists of test users ``start`` to ``stop``, one array per model.
+
+        Args:
+            key: what the lists were ranked with (models, fusion, k): shards of one ranking
+                share a folder, another ranking gets its own.
+            start: first test user.
+            stop: one past the last test user.
+            lists: model name -> (users, k) item indices.
+        """
+        arrays: dict[str, Any] = dict(lists)  # np.savez's stub types ** like allow_pickle
+
+        def write(path: str) -> None:
+            with open(path, "wb") as fh:  # a file object: np.savez would append ".npz"
+                np.savez(fh, **arrays)
+
+        digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+        return self._write(f"ranked/{digest}/users-{start:09d}-{stop:09d}.npz", write)
+
+    @staticmethod
+    def _part_name(part: Part) -> str:
+        return f"{part}.parquet"
+
+    @staticmethod
+    def _scorer_name(part: Part, name: str) -> str:
+        return f"sources/{part}-{name}.pkl"
+
+    def _write(self, name: str, writer: Callable[[str], object]) -> Path:
         target = self.folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")

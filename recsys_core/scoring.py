@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Self, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -167,7 +167,7 @@ class Scorer(ABC, Generic[C]):
                     return args[0]
         raise TypeError(f"{cls.__name__} does not declare its config class")
 
-    def train(self, data: InteractionData, options: TrainOptions | None = None) -> Scorer[C]:
+    def train(self, data: InteractionData, options: TrainOptions | None = None) -> Self:
         """Fit on ``data`` and return self.
 
         Args:
@@ -182,6 +182,16 @@ class Scorer(ABC, Generic[C]):
         """Whether ``train`` has run."""
         return self.items is not None
 
+    def vocabularies(self) -> tuple[Vocabulary, Vocabulary]:
+        """(users, items) the scorer was trained over.
+
+        Raises:
+            RuntimeError: it is not trained.
+        """
+        if self.users is None or self.items is None:
+            raise RuntimeError(f"{type(self).__name__} is not trained")
+        return self.users, self.items
+
     def score(self, users: Sequence[str] | np.ndarray, items: Sequence[str] | None = None
               ) -> Scores:
         """Score ``users`` over ``items`` (all items when ``None``).
@@ -190,18 +200,17 @@ class Scorer(ABC, Generic[C]):
             users: user IDs; unknown ones get NaN rows.
             items: item IDs to keep as columns; unknown ones get NaN columns.
         """
-        if not self.is_trained():
-            raise RuntimeError(f"{type(self).__name__} is not trained")
+        user_vocab, item_vocab = self.vocabularies()
         ids = np.asarray(users, dtype=object)
-        index = self.users.index(ids)
-        values = np.full((len(ids), len(self.items)), np.nan, dtype=np.float32)
+        index = user_vocab.index(ids)
+        values = np.full((len(ids), len(item_vocab)), np.nan, dtype=np.float32)
         known = index >= 0
         if known.any():
             values[known] = self.score_indices(index[known])
         if items is None:
-            return Scores(ids, self.items, values)
+            return Scores(ids, item_vocab, values)
         wanted = Vocabulary(items)
-        cols = self.items.index(wanted.ids)
+        cols = item_vocab.index(wanted.ids)
         out = np.full((len(ids), len(wanted)), np.nan, dtype=np.float32)
         out[:, cols >= 0] = values[:, cols[cols >= 0]]
         return Scores(ids, wanted, out)
@@ -237,14 +246,13 @@ class Scorer(ABC, Generic[C]):
             Scores whose ``users`` are the row positions as strings; NaN rows where the
             source cannot fold in or a history holds no known item.
         """
-        if not self.is_trained():
-            raise RuntimeError(f"{type(self).__name__} is not trained")
-        index = [self.items.index(list(h)) for h in histories]
+        item_vocab = self.vocabularies()[1]
+        index = [item_vocab.index(list(h)) for h in histories]
         sequences = [i[i >= 0] for i in index]
         kept = None if weights is None else [
             np.asarray(w, dtype=np.float32)[i >= 0] for w, i in zip(weights, index, strict=True)]
-        values = self.fold_in_indices(History.of(sequences, len(self.items), kept))
-        return Scores(np.array([str(r) for r in range(len(index))], dtype=object), self.items,
+        values = self.fold_in_indices(History.of(sequences, len(item_vocab), kept))
+        return Scores(np.array([str(r) for r in range(len(index))], dtype=object), item_vocab,
                       values)
 
     def fold_in_indices(self, history: History) -> np.ndarray:
@@ -253,11 +261,10 @@ class Scorer(ABC, Generic[C]):
         Args:
             history: the pseudo-users, over this scorer's item indices.
         """
-        if not self.is_trained():
-            raise RuntimeError(f"{type(self).__name__} is not trained")
+        n_items = len(self.vocabularies()[1])
         values = self._fold_in(history)
         if values is None:
-            return np.full((len(history), len(self.items)), np.nan, dtype=np.float32)
+            return np.full((len(history), n_items), np.nan, dtype=np.float32)
         return np.asarray(values, dtype=np.float32)
 
     @abstractmethod

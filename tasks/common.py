@@ -1,4 +1,4 @@
-"""What every task shares: the cache policy, the retry rule and its backoff."""
+"""What every task shares: the cache policy, the retry rule and its backoff, result models."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 from prefect.cache_policies import INPUTS, TASK_SOURCE, CacheKeyFnPolicy
 from prefect.context import TaskRunContext
+from pydantic import BaseModel, ConfigDict
 
 import recsys_core
 from recsys_core.config import get_settings
@@ -52,3 +53,8 @@ IO_RETRIES: dict[str, Any] = {"retries": 3, "retry_delay_seconds": [2, 8, 30],
 """``@task(**IO_RETRIES)``: stages that talk to files, databases or servers retry I/O errors
 after 2 s, 8 s and 30 s (each +-50%)."""
 
+
+class Result(BaseModel):
+    """A task's or flow's result: a small frozen model, read by attribute (Prefect pickles it)."""
+
+    model_config = ConfigDict(frozen=True)

@@ -1,19 +1,14 @@
-"""Embedding stage: shard the documents the cache lacks, embed shards in parallel, report.
+"""Embedding tasks: plan the shards the cache lacks, embed one, cache one, store the run's.
 
-Shard tasks only compute (on threads or on Dask workers, see ``tasks.runner``), from their
-parameters alone (a worker's environment and files are not the flow's); the vectors
-come back to the flow, which writes each finished shard to the DuckDB cache at once, one
-shard at a time, so the single-writer file never sees two writers and a killed run keeps
-every shard it finished. The last step reads every vector from the cache into the run.
+Composed by the ``embed`` subflow (``flows.embed``). Shard tasks only compute, from their
+parameters alone (a worker's environment and files are not the flow's).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from prefect import flow, task, unmapped
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 
 from recsys_core import pipeline
@@ -23,10 +18,10 @@ from recsys_core.embed.config import EncoderConfig
 from recsys_core.embed.engine import Shard, plan_shards, shard_size_for, shared_encoder
 from recsys_core.runstore import RunStore
 from tasks.common import CACHED
-from tasks.runner import sharded
 
 
-def _encoder_config(encoder: str) -> EncoderConfig:
+def encoder_config(encoder: str) -> EncoderConfig:
+    """The encoder's config on the settings' device."""
     return EncoderConfig(name_or_path=encoder, device=get_settings().device)
 
 
@@ -34,7 +29,7 @@ def _encoder_config(encoder: str) -> EncoderConfig:
 def plan_embedding(run: str, encoder: str) -> list[Shard]:
     """Shards of the run's distinct item documents that the cache lacks."""
     settings = get_settings()
-    text_encoder = shared_encoder(_encoder_config(encoder))
+    text_encoder = shared_encoder(encoder_config(encoder))
     shards = plan_shards(RunStore(run).documents(), text_encoder.encoder_id,
                          EmbeddingCache(settings.warehouse_path),
                          shard_size_for(text_encoder, settings.shard_documents))
@@ -52,7 +47,7 @@ def embed_shard(shard: Shard, config: EncoderConfig) -> np.ndarray:
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def cache_shard(shard: Shard, vectors: np.ndarray, encoder: str) -> int:
     """Commit one shard's vectors to the embedding cache; returns the rows inserted."""
-    encoder_id = shared_encoder(_encoder_config(encoder)).encoder_id
+    encoder_id = shared_encoder(encoder_config(encoder)).encoder_id
     return EmbeddingCache(get_settings().warehouse_path).put(encoder_id, shard.hashes, vectors)
 
 
@@ -63,29 +58,3 @@ def store_embeddings(run: str, encoder: str) -> str:
     get_run_logger().info("%d documents: %d from cache, %d embedded now (%s)", result.n_unique,
                           result.n_cached, result.n_embedded, path.name)
     return str(path)
-
-
-@flow(name="embed")
-def embed_flow(run: str, encoder: str) -> str:
-    """Embed the run's item documents shard by shard; returns the embeddings' path."""
-    logger = get_run_logger()
-    shards = plan_embedding(run, encoder)
-    total = sum(len(shard) for shard in shards)
-    if shards:
-        progress = create_progress_artifact(0.0, key="embedding-progress",
-                                            description=f"{total} documents")
-        mapped = embed_shard.map(shards, unmapped(_encoder_config(encoder)))
-        futures = dict(zip(mapped, shards, strict=True))
-        done = 0
-        for future in as_completed(futures):
-            shard = futures[future]
-            cache_shard(shard, future.result(), encoder)
-            done += len(shard)
-            update_progress_artifact(progress, 100.0 * done / total)
-            logger.info("embedded %d/%d documents (shard %d)", done, total, shard.number)
-    return store_embeddings(run, encoder)
-
-
-def embed(run: str, encoder: str) -> str:
-    """Run ``embed_flow`` on the configured task runner (one thread when local)."""
-    return sharded(embed_flow, local_threads=1)(run, encoder)

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 
 from data_checks.runner import validate_dataset
 from recsys_core.config import get_settings
-from recsys_core.pipeline import read_dataset
+from recsys_core.data.loaders import read_dataset
 from recsys_core.warehouse.store import Warehouse
-from tasks.common import IO_RETRIES
+from tasks.common import IO_RETRIES, Result
+
+
+class Ingested(Result):
+    """A validated dataset in the warehouse.
+
+    Args:
+        snapshot_id: the snapshot its clean rows were loaded as.
+        dataset: the dataset's name.
+        validation: the validation summary (rows read, valid and quarantined per table).
+        data_docs: the Data Docs index, when rendered.
+    """
+
+    snapshot_id: str
+    dataset: str
+    validation: dict[str, Any]
+    data_docs: str | None
 
 
 @task(**IO_RETRIES)
-def ingest(data: str, data_docs: bool = False) -> dict:
+def ingest(data: str, data_docs: bool = False) -> Ingested:
     """Load ``data``, quarantine bad rows, load the clean rows; returns snapshot id + summary."""
     settings = get_settings()
     result = validate_dataset(read_dataset(data), settings.quarantine_threshold,
@@ -29,5 +47,5 @@ def ingest(data: str, data_docs: bool = False) -> dict:
         get_run_logger().info("snapshot %s, %s: %d rows read, %d valid, %d quarantined",
                               snapshot_id, row["table"], row["rows_read"], row["rows_valid"],
                               row["rows_quarantined"])
-    return {"snapshot_id": snapshot_id, "dataset": result.dataset.name, "validation": summary,
-            "data_docs": None if result.data_docs is None else str(result.data_docs)}
+    return Ingested(snapshot_id=snapshot_id, dataset=result.dataset.name, validation=summary,
+                    data_docs=None if result.data_docs is None else str(result.data_docs))

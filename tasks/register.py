@@ -2,70 +2,93 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from mlflow import MlflowClient
 from prefect import task
 from prefect.logging import get_run_logger
 
-from recsys_core import registry
 from recsys_core.config import get_settings
-from recsys_core.model import promotion
+from recsys_core.evaluation.report import GatedVersion, PromotionOutcome, RegisteredRun, RunReport
+from recsys_core.lifecycle import promotion, registry
 from recsys_core.model.hybrid import HybridRecommender
-from tasks.common import IO_RETRIES
+from recsys_core.runstore import RunStore
+from tasks.common import IO_RETRIES, Result
+
+
+class Registration(RegisteredRun):
+    """A new version of the registered model.
+
+    Args:
+        run_link: the MLflow UI address of its run, or its ``runs:/`` URI.
+    """
+
+    run_link: str
+
+
+class Challenge(PromotionOutcome):
+    """The promotion check of the challenger.
+
+    Args:
+        version: the challenger version.
+    """
+
+    version: str
+
+
+class Rollback(Result):
+    """A rollback of the champion alias.
+
+    Args:
+        rolled_back_from: the champion before.
+        champion: the champion now.
+    """
+
+    rolled_back_from: str
+    champion: str
 
 
 @task(**IO_RETRIES)
-def register(model_dir: str, report: dict, params: dict, tags: dict[str, str]) -> dict:
-    """Log the run to MLflow and register a new version (alias ``challenger``)."""
+def register(run: str, report: RunReport, params: dict, tags: dict[str, str]) -> Registration:
+    """Log the run's evaluated model to MLflow; register a new version (alias ``challenger``)."""
     settings = get_settings()
-    run = Path(model_dir).parent  # pipeline.evaluate_run saves into RUN/model
-    version = registry.register(HybridRecommender.load(model_dir), Path(model_dir), report,
-                                params, tags, settings,
-                                eval_run=run if (run / "test.parquet").exists() else None)
-    link = run_link(settings.tracking_uri, version.run_id)
+    store = RunStore(run)
+    version = registry.register(HybridRecommender.load(store.model_dir), store.model_dir,
+                                report.to_json(), params, tags, settings,
+                                eval_run=store.folder if store.has_part("test") else None)
+    link = registry.run_link(settings.tracking_uri, version.run_id)
     get_run_logger().info("registered %s version %s, run %s", version.name, version.version,
                           link)
-    return {"name": version.name, "version": version.version, "run_id": version.run_id,
-            "run_link": link}
-
-
-def run_link(tracking_uri: str, run_id: str) -> str:
-    """The MLflow UI address of a run on a tracking server, else its ``runs:/`` URI."""
-    if not tracking_uri.startswith(("http://", "https://")):
-        return f"runs:/{run_id}"
-    experiment = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
-    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+    return Registration(name=version.name, version=version.version, run_id=version.run_id,
+                        run_link=link)
 
 
 @task(**IO_RETRIES)
-def promote(run: str, version: str, challenger_ndcg: float, k: int, margin: float = 0.0
-            ) -> dict:
+def promote(run: str, registration: Registration, challenger_ndcg: float, k: int,
+            margin: float = 0.0) -> GatedVersion:
     """Score the champion on this run's test data; promote the challenger if it is better."""
-    decision = promotion.gate(get_settings(), version, challenger_ndcg,
+    decision = promotion.gate(get_settings(), str(registration.version), challenger_ndcg,
                               promotion.run_data(run, k), margin)
     get_run_logger().info(decision.reason)
-    return _decision(decision)
+    return GatedVersion(**registration.model_dump(include={"name", "version", "run_id"}),
+                        **_outcome(decision).model_dump())
 
 
 @task(**IO_RETRIES)
-def challenge(margin: float = 0.0, k: int | None = None) -> dict:
+def challenge(margin: float = 0.0, k: int | None = None) -> Challenge:
     """Score challenger and champion on the challenger's evaluation data; promote if better."""
     decision = promotion.challenge(get_settings(), margin, k)
     get_run_logger().info(decision.reason)
-    return {"version": decision.version, **_decision(decision)}
+    return Challenge(version=decision.version, **_outcome(decision).model_dump())
 
 
 @task  # no retries: a retried rollback after a lost reply would roll back twice
-def rollback() -> dict:
+def rollback() -> Rollback:
     """Point ``champion`` back at the previous champion."""
     done = registry.rollback(get_settings())
     get_run_logger().info("champion rolled back from version %s to %s", done.from_version,
                           done.to_version)
-    return {"rolled_back_from": done.from_version, "champion": done.to_version}
+    return Rollback(rolled_back_from=done.from_version, champion=done.to_version)
 
 
-def _decision(decision: promotion.Decision) -> dict:
-    return {"promoted": decision.promoted, "challenger_ndcg": decision.challenger_score,
-            "champion_ndcg": decision.champion_score,
-            "champion_version": decision.champion_version, "reason": decision.reason}
+def _outcome(decision: promotion.Decision) -> PromotionOutcome:
+    return PromotionOutcome(promoted=decision.promoted, challenger_ndcg=decision.challenger_score,
+                            champion_ndcg=decision.champion_score,
+                            champion_version=decision.champion_version, reason=decision.reason)

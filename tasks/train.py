@@ -11,33 +11,63 @@ from prefect.logging import get_run_logger
 from recsys_core import pipeline
 from recsys_core.config import get_settings
 from recsys_core.embed.device import resolve_device
+from recsys_core.evaluation.report import DataSection
+from recsys_core.fusion.weighted import FusionConfig
 from recsys_core.runstore import Part, RunStore
 from recsys_core.scoring import TrainOptions
 from recsys_core.training import TrainingConfig
-from tasks.common import CACHED, IO_RETRIES
+from tasks.common import CACHED, IO_RETRIES, Result
+
+
+class PreparedRun(Result):
+    """A run folder with its parts written.
+
+    Args:
+        run: the ``RunStore`` folder.
+        data: the snapshot's counts (users, items, rows per part).
+    """
+
+    run: str
+    data: DataSection
+
+
+class TunedFusion(Result):
+    """The tuned fusion and what it scored on validation.
+
+    Args:
+        config: the fusion config.
+        validation_ndcg: its validation NDCG@k.
+        single: each source alone, validation NDCG@k.
+        trials: trials run.
+    """
+
+    config: FusionConfig
+    validation_ndcg: float
+    single: dict[str, float]
+    trials: int
 
 
 @task(cache_policy=CACHED, **IO_RETRIES)
-def prepare(snapshot_id: str, protocol: str, seed: int) -> dict:
+def prepare(snapshot_id: str, protocol: str, seed: int) -> PreparedRun:
     """Build features of the snapshot (warehouse read) and split them; returns the run folder."""
     store = pipeline.prepare_run(get_settings(), snapshot_id, protocol, seed)
     users, items = store.vocabularies()
     rows = store.meta["rows"]
     get_run_logger().info("run %s: %d users, %d items; rows per part %s", store.folder.name,
                           len(users), len(items), rows)
-    return {"run": str(store.folder), "users": len(users), "items": len(items), "rows": rows}
+    return PreparedRun(run=str(store.folder), data=DataSection(
+        snapshot_id=snapshot_id, users=len(users), items=len(items), rows=rows))
 
 
 @task(cache_policy=CACHED)
-def size_guard(run: str, config: dict[str, Any]) -> dict[str, Any]:
-    """The training config the run's size allows (``pipeline.size_plan``), as a dict."""
-    requested = TrainingConfig.model_validate(config)
+def size_guard(run: str, requested: TrainingConfig) -> TrainingConfig:
+    """The training config the run's size allows (``pipeline.size_plan``)."""
     planned = pipeline.size_plan(RunStore(run), requested, get_settings().large_run)
     get_run_logger().info("sources %s (dropped: %s); source trials %d, refit %s",
                           sorted(planned.sources),
                           sorted(set(requested.sources) - set(planned.sources)),
                           planned.source_trials, planned.refit)
-    return planned.model_dump()
+    return planned
 
 
 @task(cache_policy=CACHED)
@@ -53,10 +83,11 @@ def train_source(run: str, name: str, params: dict[str, Any], part: Part, seed: 
 
 
 @task(cache_policy=CACHED)
-def tune_fusion(run: str, sources: dict[str, str], k: int, trials: int, seed: int) -> dict:
+def tune_fusion(run: str, sources: dict[str, str], k: int, trials: int, seed: int
+                ) -> TunedFusion:
     """Tune the fusion on the validation part; returns the config and validation scores."""
     result = pipeline.tune_fusion(RunStore(run), sources, k, trials, seed)
     get_run_logger().info("fusion over %d trials %s: validation ndcg@%d %.4f, sources alone %s",
                           result.trials, result.config.weights, k, result.ndcg, result.single)
-    return {"config": result.config.model_dump(), "validation_ndcg": result.ndcg,
-            "single": result.single, "trials": result.trials}
+    return TunedFusion(config=result.config, validation_ndcg=result.ndcg, single=result.single,
+                       trials=result.trials)

@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("RECSYS_HOME", tempfile.mkdtemp(prefix="recsys-test-"))
 
-from flows.env import apply_defaults  # noqa: E402  (needs RECSYS_HOME first)
+from flows.app.env import apply_defaults  # noqa: E402  (needs RECSYS_HOME first)
 
 apply_defaults()
 
@@ -32,3 +32,25 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="module")
+def promotion_run(tmp_path_factory):
+    """A ``TrainedRun`` (tests/lifecycle/builders.py); MLflow's pip-requirement inference is off
+    while the requesting module runs."""
+    from tests.lifecycle.builders import build_run, no_requirement_inference
+
+    with no_requirement_inference():
+        yield build_run(tmp_path_factory.mktemp("promotion"))
+
+
+@pytest.fixture(scope="module")
+def promotion_models(promotion_run):
+    """(strong, weak): CF + text and popularity alone, trained and evaluated on that run."""
+    from tests.lifecycle.builders import STRONG, WEAK
+
+    strong, weak = promotion_run.train(STRONG), promotion_run.train(WEAK)
+    ndcg = {name: m.evaluation.metrics["fused"]["ndcg@5"]
+            for name, m in (("strong", strong), ("weak", weak))}
+    assert ndcg["strong"] > ndcg["weak"] > 0  # CF + text beat popularity on synthetic tastes
+    return strong, weak

@@ -75,3 +75,28 @@ def test_projector_reuses_the_run_s_als_only_when_configs_match(
         store, "projector", {"als": {"factors": 8}, "max_epochs": 2}, "train", options,
         embeddings))
     assert (not projector.als.user_factors.any()) is reused
+
+
+def test_the_store_names_every_path_it_writes(features, tmp_path) -> None:
+    store = RunStore.prepare(features, "stratified", 42, tmp_path)
+    assert all(store.has_part(part) for part in ("train", "test", "fit", "valid"))
+    next(store.folder.glob("test.*")).unlink()
+    assert not store.has_part("test") and store.has_part("train")
+    assert store.model_dir.parent == store.folder
+    options = TrainOptions(seed=5)
+    path = pipeline.train_source(store, "mostpop", {}, "fit", options)
+    assert path == store.scorer_path("fit", "mostpop") and path.is_file()
+    assert not store.scorer_path("train", "mostpop").exists()
+
+
+def test_ranked_shards_round_trip_per_ranking(features, tmp_path) -> None:
+    store = RunStore.prepare(features, "stratified", 42, tmp_path)
+    lists = {"fused": np.arange(6).reshape(2, 3), "als": np.zeros((2, 3), dtype=np.int64)}
+    first = store.save_ranked("ranking-a", 0, 2, lists)
+    assert first.name == "users-000000000-000000002.npz"
+    assert store.save_ranked("ranking-a", 2, 4, lists).parent == first.parent
+    assert store.save_ranked("ranking-b", 0, 2, lists).parent != first.parent
+    loaded = np.load(first)
+    np.testing.assert_array_equal(loaded["fused"], lists["fused"])
+    assert set(loaded.files) == set(lists)
+    assert not list(store.folder.rglob(".*.tmp"))

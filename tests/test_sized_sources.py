@@ -1,5 +1,5 @@
 """Scale guards in the pipeline: EASE dropped above max_items, large runs skip the search
-and refit, evaluated users bounded."""
+and refit (the evaluated users' bound: tests/evaluation/test_limits.py)."""
 
 from __future__ import annotations
 
@@ -46,8 +46,3 @@ def test_a_run_at_the_large_run_bound_keeps_search_and_refit() -> None:
     planned = pipeline.size_plan(_Store(n_warm=30), config, large_run=90)
     assert planned == config
 
-
-def test_evaluated_users_shrink_with_the_catalogue() -> None:
-    assert pipeline.eval_users(2_500) == pipeline.EVAL_MAX_USERS
-    assert pipeline.eval_users(25_000) == 8_000
-    assert pipeline.eval_users(10**7) == pipeline.EVAL_MIN_USERS

@@ -33,7 +33,7 @@ class EASEConfig(ScorerConfig):
     max_items: int = Field(20_000, gt=0)
 
 
-def gram(matrix: sp.spmatrix, chunk_bytes: int = 256 * 2**20) -> np.ndarray:
+def gram(matrix: sp.csr_matrix, chunk_bytes: int = 256 * 2**20) -> np.ndarray:
     """Dense float32 ``X^T X``, built from blocks of users so memory stays bounded.
 
     A sparse-times-dense product per block is much faster than a sparse-sparse product
@@ -53,7 +53,7 @@ def gram(matrix: sp.spmatrix, chunk_bytes: int = 256 * 2**20) -> np.ndarray:
     return out
 
 
-def ease_weights(matrix: sp.spmatrix, l2: float) -> np.ndarray:
+def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
     """EASE's item-item weights: ``B = I - P / diag(P)``, ``P = (X^T X + l2 I)^-1``, diag 0.
 
     Args:
@@ -96,13 +96,13 @@ class EASE(Scorer[EASEConfig]):
     """
 
     name = "ease"
+    weights: np.ndarray
+    user_items: sp.csr_matrix
+    warm_items: np.ndarray
+    warm_users: np.ndarray
 
     def __init__(self, config: EASEConfig | None = None) -> None:
         super().__init__(config or EASEConfig())
-        self.weights: np.ndarray | None = None
-        self.user_items: sp.csr_matrix | None = None
-        self.warm_items: np.ndarray | None = None
-        self.warm_users: np.ndarray | None = None
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         c = self.config

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import Field
 
 from recsys_core.cf import backend
+from recsys_core.cf.backend import ImplicitKind
 from recsys_core.cf.fold_in import als_gram, als_user_factors
 from recsys_core.cf.warm import mask_cold, warm_items, warm_users
 from recsys_core.data.interactions import InteractionData
@@ -25,7 +26,17 @@ from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
 log = logging.getLogger(__name__)
 
 
-class ALSConfig(ScorerConfig):
+class FactorConfig(ScorerConfig):
+    """A matrix factorisation's config; every field is the implicit model's keyword of that name.
+
+    Args:
+        factors: latent dimensions.
+    """
+
+    factors: int = Field(64, gt=0)
+
+
+class ALSConfig(FactorConfig):
     """Implicit-feedback ALS (Hu, Koren & Volinsky 2008; CG solver of Takács et al.).
 
     Args:
@@ -35,13 +46,12 @@ class ALSConfig(ScorerConfig):
         iterations: ALS sweeps.
     """
 
-    factors: int = Field(64, gt=0)
     regularization: float = Field(0.01, ge=0)
     alpha: float = Field(1.0, gt=0)
     iterations: int = Field(15, gt=0)
 
 
-class BPRConfig(ScorerConfig):
+class BPRConfig(FactorConfig):
     """Bayesian personalised ranking (Rendle et al. 2009), trained by SGD.
 
     Args:
@@ -52,7 +62,6 @@ class BPRConfig(ScorerConfig):
         verify_negative_samples: resample negatives the user actually touched.
     """
 
-    factors: int = Field(64, gt=0)
     learning_rate: float = Field(0.01, gt=0)
     regularization: float = Field(0.01, ge=0)
     iterations: int = Field(100, gt=0)
@@ -75,11 +84,13 @@ class ItemKNNConfig(ScorerConfig):
     b: float = Field(0.75, ge=0, le=1)
 
 
-C = TypeVar("C", bound=ScorerConfig)
+C = TypeVar("C", bound=FactorConfig)
 
 
 class FactorScorer(Scorer[C]):
     """A matrix-factorisation scorer: ``user_factors[u] @ item_factors.T`` over numpy arrays.
+
+    Subclasses set ``kind``, the implicit model their config's fields are passed to.
 
     Attributes:
         user_factors: float32 (n_users, f).
@@ -88,14 +99,21 @@ class FactorScorer(Scorer[C]):
         warm_items: items with training interactions.
     """
 
-    def __init__(self, config: C) -> None:
-        super().__init__(config)
-        self.user_factors: np.ndarray | None = None
-        self.item_factors: np.ndarray | None = None
-        self.warm_users: np.ndarray | None = None
-        self.warm_items: np.ndarray | None = None
+    kind: ClassVar[ImplicitKind]
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    warm_users: np.ndarray
+    warm_items: np.ndarray
 
-    def _store(self, model: object, data: InteractionData) -> None:
+    def _fit(self, data: InteractionData, options: TrainOptions) -> None:
+        start = time.perf_counter()
+        model = backend.fit(backend.build_model(self.kind, self.config.model_dump(), options),
+                            data.matrix)
+        self._store(model, data)
+        log.info("%s: %d x %d, %d factors in %.2fs", self.kind.upper(), data.n_users,
+                 data.n_items, self.config.factors, time.perf_counter() - start)
+
+    def _store(self, model: Any, data: InteractionData) -> None:
         """Copy factors out of a fitted implicit model; the model itself is not kept."""
         self.user_factors = backend.to_numpy(model.user_factors)
         self.item_factors = backend.to_numpy(model.item_factors)
@@ -115,19 +133,10 @@ class ALS(FactorScorer[ALSConfig]):
     """
 
     name = "als"
+    kind = "als"
 
     def __init__(self, config: ALSConfig | None = None) -> None:
         super().__init__(config or ALSConfig())
-
-    def _fit(self, data: InteractionData, options: TrainOptions) -> None:
-        c = self.config
-        params = {"factors": c.factors, "regularization": c.regularization, "alpha": c.alpha,
-                  "iterations": c.iterations}
-        start = time.perf_counter()
-        model = backend.fit(backend.build_model("als", params, options), data.matrix)
-        self._store(model, data)
-        log.info("ALS: %d x %d, %d factors in %.2fs", data.n_users, data.n_items, c.factors,
-                 time.perf_counter() - start)
 
     def fold_in_factors(self, matrix: sp.csr_matrix, item_factors: np.ndarray | None = None
                         ) -> np.ndarray:
@@ -159,20 +168,10 @@ class BPR(FactorScorer[BPRConfig]):
     """
 
     name = "bpr"
+    kind = "bpr"
 
     def __init__(self, config: BPRConfig | None = None) -> None:
         super().__init__(config or BPRConfig())
-
-    def _fit(self, data: InteractionData, options: TrainOptions) -> None:
-        c = self.config
-        params = {"factors": c.factors, "learning_rate": c.learning_rate,
-                  "regularization": c.regularization, "iterations": c.iterations,
-                  "verify_negative_samples": c.verify_negative_samples}
-        start = time.perf_counter()
-        model = backend.fit(backend.build_model("bpr", params, options), data.matrix)
-        self._store(model, data)
-        log.info("BPR: %d x %d, %d factors in %.2fs", data.n_users, data.n_items, c.factors,
-                 time.perf_counter() - start)
 
 
 class ItemKNN(Scorer[ItemKNNConfig]):
@@ -187,12 +186,12 @@ class ItemKNN(Scorer[ItemKNNConfig]):
     """
 
     name = "itemknn"
+    similarity: sp.csr_matrix
+    user_items: sp.csr_matrix
+    warm_items: np.ndarray
 
     def __init__(self, config: ItemKNNConfig | None = None) -> None:
         super().__init__(config or ItemKNNConfig())
-        self.similarity: sp.csr_matrix | None = None
-        self.user_items: sp.csr_matrix | None = None
-        self.warm_items: np.ndarray | None = None
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         c = self.config
@@ -239,4 +238,4 @@ class ItemKNNBM25(ItemKNN, Scorer[ItemKNNBM25Config]):
 
 def _touches(rows: sp.csr_matrix, items: np.ndarray) -> np.ndarray:
     """Which rows hold a non-zero entry in one of the masked ``items`` (CF can score them)."""
-    return np.asarray((rows != 0).astype(np.int64) @ items.astype(np.int64)).ravel() > 0
+    return np.asarray(rows.astype(bool).astype(np.int64) @ items.astype(np.int64)).ravel() > 0

@@ -28,10 +28,10 @@ class MostPop(Scorer[MostPopConfig]):
     """
 
     name = "mostpop"
+    popularity: np.ndarray
 
     def __init__(self, config: MostPopConfig | None = None) -> None:
         super().__init__(config or MostPopConfig())
-        self.popularity: np.ndarray | None = None
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         matrix = sp.csr_matrix(data.matrix)

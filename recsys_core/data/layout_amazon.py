@@ -24,7 +24,7 @@ import polars as pl
 from recsys_core.data import parse as P
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
-from recsys_core.data.errors import DataError
+from recsys_core.data.layout import by_stem, optional
 from recsys_core.data.layout_recbole import read_atomic
 
 NAME = "amazon-unisrec"
@@ -40,27 +40,23 @@ def _stems(directory: Path) -> list[str]:
                          for suffix in (".valid.inter", ".test.inter", ".text", ".item2index")))
 
 
-def detect(directory: Path) -> bool:
-    """Whether ``directory`` holds exactly one UniSRec file set."""
-    return len(_stems(directory)) == 1
-
-
-def load(directory: Path) -> Dataset:
-    """Read a UniSRec directory into canonical frames with meta columns.
+def read(directory: Path, stem: str) -> Dataset:
+    """Read the UniSRec file set ``stem`` into canonical frames with meta columns.
 
     Args:
         directory: the dataset directory.
+        stem: the file set's name.
     """
-    stems = _stems(directory)
-    if len(stems) != 1:
-        raise DataError(f"{directory}: not a {DESCRIPTION} directory")
-    base = directory / stems[0]
+    base = directory / stem
     users_path = base.with_name(base.name + ".user2index")
-    users = _index(users_path) if users_path.is_file() else None
+    users = optional(users_path, _index)
     items = _index(base.with_name(base.name + ".item2index"))
     sequences = rebuild_sequences([base.with_name(f"{base.name}.{s}.inter") for s in _STAGES])
     return Dataset(name=directory.name, interactions=_interactions(sequences, users, items),
                    items=_items(base.with_name(base.name + ".text")))
+
+
+LAYOUT = by_stem(NAME, DESCRIPTION, _stems, read)
 
 
 def _index(path: Path) -> pl.DataFrame:

@@ -19,6 +19,7 @@ from recsys_core.data import parse as P
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
+from recsys_core.data.layout import Layout
 
 NAME = "generic"
 DESCRIPTION = "generic (interactions.csv|parquet + items.csv|parquet [+ users.*])"
@@ -54,6 +55,9 @@ def load(directory: Path) -> Dataset:
         items=read_items(items_path),
         users=read_users(users_path) if users_path else None,
     )
+
+
+LAYOUT = Layout(NAME, DESCRIPTION, detect, load)
 
 
 def read_interactions(path: Path) -> pl.DataFrame:

@@ -20,6 +20,7 @@ from recsys_core.data import parse as P
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
+from recsys_core.data.layout import by_files
 
 NAME = "lastfm-hetrec"
 DESCRIPTION = "Last.fm HetRec (user_artists.dat + artists.dat [+ colakg_llm_artist_text/])"
@@ -30,12 +31,7 @@ _EVENT = "play"
 logger = logging.getLogger(__name__)
 
 
-def detect(directory: Path) -> bool:
-    """Whether ``directory`` holds ``user_artists.dat`` and ``artists.dat``."""
-    return (directory / "user_artists.dat").is_file() and (directory / "artists.dat").is_file()
-
-
-def load(directory: Path) -> Dataset:
+def read(directory: Path) -> Dataset:
     """Read a Last.fm HetRec directory into canonical frames with meta columns.
 
     Args:
@@ -43,6 +39,9 @@ def load(directory: Path) -> Dataset:
     """
     return Dataset(name=directory.name, interactions=_plays(directory / "user_artists.dat"),
                    items=_artists(directory / "artists.dat", directory / DESCRIPTIONS))
+
+
+LAYOUT = by_files(NAME, DESCRIPTION, ("user_artists.dat", "artists.dat"), read)
 
 
 def _has_header(path: Path) -> bool:

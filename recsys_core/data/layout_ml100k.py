@@ -16,6 +16,7 @@ import polars as pl
 from recsys_core.data import parse as P
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
+from recsys_core.data.layout import by_files, optional
 
 NAME = "movielens-100k"
 DESCRIPTION = "MovieLens ml-100k (u.data + u.item [+ u.genre, u.user])"
@@ -27,31 +28,23 @@ _ITEM_FIELDS = ("movie_id", "title", "release_date", "video_release_date", "imdb
 _USER_FIELDS = (S.USER_ID, "age", "gender", "occupation", "zip_code")
 
 
-def detect(directory: Path) -> bool:
-    """Whether ``directory`` holds ml-100k ``u.data`` and ``u.item``."""
-    return (directory / "u.data").is_file() and (directory / "u.item").is_file()
-
-
-def load(directory: Path) -> Dataset:
+def read(directory: Path) -> Dataset:
     """Read an ml-100k directory into canonical frames with meta columns.
 
     Args:
         directory: the dataset directory.
     """
-    users = directory / "u.user"
     return Dataset(name=directory.name, interactions=_ratings(directory / "u.data"),
                    items=_movies(directory / "u.item", _genres(directory / "u.genre")),
-                   users=_users(users) if users.is_file() else None)
+                   users=optional(directory / "u.user", _users))
+
+
+LAYOUT = by_files(NAME, DESCRIPTION, ("u.data", "u.item"), read)
 
 
 def _ratings(path: Path) -> pl.DataFrame:
     raw = P.read_table(path, "\t", columns=("user", "item", "rating", "timestamp"), quote=None)
-    return P.assemble(raw, {
-        S.USER_ID: P.as_text("user"),
-        S.ITEM_ID: P.as_text("item"),
-        S.TS: P.as_timestamp(raw, "timestamp", S.TS),
-        S.RATING: P.as_float(raw, "rating", S.RATING),
-    }, S.INTERACTIONS_SCHEMA)
+    return P.assemble_ratings(raw, "user", "item", "rating", "timestamp")
 
 
 def _genres(path: Path) -> tuple[str, ...]:

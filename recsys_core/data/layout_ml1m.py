@@ -15,6 +15,7 @@ import polars as pl
 from recsys_core.data import parse as P
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
+from recsys_core.data.layout import by_files, optional
 
 NAME = "movielens-1m"
 DESCRIPTION = "MovieLens ml-1m (ratings.dat + movies.dat [+ users.dat], '::'-separated)"
@@ -24,21 +25,18 @@ _USER_FIELDS = (S.USER_ID, "gender", "age", "occupation", "zip_code")
 _NO_GENRES = "(no genres listed)"
 
 
-def detect(directory: Path) -> bool:
-    """Whether ``directory`` holds ml-1m ``ratings.dat`` and ``movies.dat``."""
-    return (directory / "ratings.dat").is_file() and (directory / "movies.dat").is_file()
-
-
-def load(directory: Path) -> Dataset:
+def read(directory: Path) -> Dataset:
     """Read an ml-1m directory into canonical frames with meta columns.
 
     Args:
         directory: the dataset directory.
     """
-    users = directory / "users.dat"
     return Dataset(name=directory.name, interactions=_ratings(directory / "ratings.dat"),
                    items=_movies(directory / "movies.dat"),
-                   users=_users(users) if users.is_file() else None)
+                   users=optional(directory / "users.dat", _users))
+
+
+LAYOUT = by_files(NAME, DESCRIPTION, ("ratings.dat", "movies.dat"), read)
 
 
 def _read(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
@@ -47,12 +45,7 @@ def _read(path: Path, columns: tuple[str, ...]) -> pl.DataFrame:
 
 def _ratings(path: Path) -> pl.DataFrame:
     raw = _read(path, ("user", "item", "rating", "timestamp"))
-    return P.assemble(raw, {
-        S.USER_ID: P.as_text("user"),
-        S.ITEM_ID: P.as_text("item"),
-        S.TS: P.as_timestamp(raw, "timestamp", S.TS),
-        S.RATING: P.as_float(raw, "rating", S.RATING),
-    }, S.INTERACTIONS_SCHEMA)
+    return P.assemble_ratings(raw, "user", "item", "rating", "timestamp")
 
 
 def _movies(path: Path) -> pl.DataFrame:

@@ -15,6 +15,7 @@ import polars as pl
 from recsys_core.data import parse as P
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
+from recsys_core.data.layout import by_files
 
 NAME = "movielens-latest"
 DESCRIPTION = "MovieLens ml-latest (ratings.csv + movies.csv [+ tags.csv])"
@@ -23,12 +24,7 @@ _NO_GENRES = "(no genres listed)"
 logger = logging.getLogger(__name__)
 
 
-def detect(directory: Path) -> bool:
-    """Whether ``directory`` holds ml-latest ``ratings.csv`` and ``movies.csv``."""
-    return (directory / "ratings.csv").is_file() and (directory / "movies.csv").is_file()
-
-
-def load(directory: Path) -> Dataset:
+def read(directory: Path) -> Dataset:
     """Read an ml-latest directory into canonical frames with meta columns.
 
     Args:
@@ -38,15 +34,13 @@ def load(directory: Path) -> Dataset:
                    items=_movies(directory / "movies.csv", directory / "tags.csv"))
 
 
+LAYOUT = by_files(NAME, DESCRIPTION, ("ratings.csv", "movies.csv"), read)
+
+
 def _ratings(path: Path) -> pl.DataFrame:
     raw = P.read_table(path)
     P.require(raw, path, ("userId", "movieId", "rating", "timestamp"))
-    return P.assemble(raw, {
-        S.USER_ID: P.as_text("userId"),
-        S.ITEM_ID: P.as_text("movieId"),
-        S.TS: P.as_timestamp(raw, "timestamp", S.TS),
-        S.RATING: P.as_float(raw, "rating", S.RATING),
-    }, S.INTERACTIONS_SCHEMA)
+    return P.assemble_ratings(raw, "userId", "movieId", "rating", "timestamp")
 
 
 def _movies(path: Path, tags_path: Path) -> pl.DataFrame:

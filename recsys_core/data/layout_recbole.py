@@ -19,6 +19,7 @@ from recsys_core.data import parse as P
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
+from recsys_core.data.layout import by_stem, optional
 
 NAME = "recbole"
 DESCRIPTION = "RecBole atomic files (<name>.inter + <name>.item [+ <name>.user])"
@@ -33,25 +34,19 @@ def _stems(directory: Path) -> list[str]:
                   if (directory / f"{p.stem}.item").is_file())
 
 
-def detect(directory: Path) -> bool:
-    """Whether ``directory`` holds exactly one ``<name>.inter`` + ``<name>.item`` pair."""
-    return len(_stems(directory)) == 1
-
-
-def load(directory: Path) -> Dataset:
-    """Read a RecBole atomic-file directory into canonical frames with meta columns.
+def read(directory: Path, stem: str) -> Dataset:
+    """Read the atomic files ``stem.*`` into canonical frames with meta columns.
 
     Args:
         directory: the dataset directory.
+        stem: the files' name (``<stem>.inter``, ...), also the dataset's.
     """
-    stems = _stems(directory)
-    if len(stems) != 1:
-        raise DataError(f"{directory}: not a {DESCRIPTION} directory")
-    stem = stems[0]
-    users = directory / f"{stem}.user"
     return Dataset(name=stem, interactions=_interactions(directory / f"{stem}.inter"),
                    items=_items(directory / f"{stem}.item"),
-                   users=_users(users) if users.is_file() else None)
+                   users=optional(directory / f"{stem}.user", _users))
+
+
+LAYOUT = by_stem(NAME, DESCRIPTION, _stems, read)
 
 
 def read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:

@@ -1,4 +1,4 @@
-"""Read a dataset directory by auto-detecting its layout.
+"""Read a dataset directory by auto-detecting its layout (or generate the synthetic data).
 
 The frames returned are canonical (``schema``) plus two meta columns, ``_row`` and
 ``_parse_error`` (see ``parse``): rows whose values could not be parsed are kept with a null
@@ -9,8 +9,6 @@ with ``parse.strip_meta`` (the validator does) before training.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from recsys_core.data import (
@@ -24,36 +22,23 @@ from recsys_core.data import (
 )
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
+from recsys_core.data.layout import Layout
 from recsys_core.data.parse import META_COLUMNS, PARSE_ERROR, ROW, strip_meta
+from recsys_core.data.synthetic import SyntheticConfig, generate
 
-__all__ = ["LAYOUTS", "META_COLUMNS", "PARSE_ERROR", "ROW", "DataError", "Layout",
-           "detect_layout", "load_dataset", "strip_meta"]
+__all__ = ["LAYOUTS", "META_COLUMNS", "PARSE_ERROR", "ROW", "SYNTHETIC", "DataError", "Layout",
+           "detect_layout", "load_dataset", "read_dataset", "strip_meta", "synthetic_config"]
 
 logger = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Layout:
-    """A directory layout a dataset can come in.
-
-    Args:
-        name: short name (``generic``, ``movielens-latest``, ``recbole``, ...).
-        description: the files it expects, for error messages.
-        detect: whether a directory is in this layout.
-        load: read such a directory.
-    """
-
-    name: str
-    description: str
-    detect: Callable[[Path], bool]
-    load: Callable[[Path], Dataset]
+SYNTHETIC = "synthetic"
+"""``--data`` value of the built-in synthetic data (``synthetic:N``: about N interactions)."""
 
 
 # Most specific first: a UniSRec folder also holds RecBole-style ``*.inter`` files.
 LAYOUTS: tuple[Layout, ...] = tuple(
-    Layout(m.NAME, m.DESCRIPTION, m.detect, m.load)
-    for m in (layout_amazon, layout_lastfm, layout_ml100k, layout_ml1m, layout_movielens,
-              layout_recbole, layout_generic)
+    m.LAYOUT for m in (layout_amazon, layout_lastfm, layout_ml100k, layout_ml1m,
+                       layout_movielens, layout_recbole, layout_generic)
 )
 
 
@@ -91,3 +76,32 @@ def load_dataset(path: str | Path) -> Dataset:
     logger.info("loaded %s (%s layout): %d interactions, %d items", dataset.name, layout.name,
                 dataset.interactions.height, dataset.items.height)
     return dataset
+
+
+def read_dataset(data: str) -> Dataset:
+    """The built-in synthetic data or a dataset directory (layout auto-detected).
+
+    Args:
+        data: ``synthetic`` (about 60k interactions), ``synthetic:N`` (about N interactions,
+            users and items growing with N), or a directory path.
+    """
+    if data == SYNTHETIC:
+        return generate(SyntheticConfig())
+    if data.startswith(f"{SYNTHETIC}:"):
+        size = data.split(":", 1)[1]
+        if not size.isdigit() or int(size) < 100:
+            raise ValueError(f"bad synthetic size {size!r}: use synthetic:N with N >= 100")
+        return generate(synthetic_config(int(size)))
+    return load_dataset(data)
+
+
+def synthetic_config(n_interactions: int, seed: int = 42) -> SyntheticConfig:
+    """Synthetic sizes for about ``n_interactions``: 30 per user, 40 per item on average.
+
+    Args:
+        n_interactions: target number of interactions.
+        seed: generator seed.
+    """
+    return SyntheticConfig(n_users=max(10, n_interactions // 30),
+                           n_items=max(10, n_interactions // 40),
+                           n_interactions=n_interactions, seed=seed)

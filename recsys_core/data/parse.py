@@ -178,6 +178,25 @@ def assemble(frame: pl.DataFrame, columns: dict[str, Parsed],
     return frame.select(*exprs, pl.col(ROW), error)
 
 
+def assemble_ratings(frame: pl.DataFrame, user: str, item: str, rating: str,
+                     timestamp: str) -> pl.DataFrame:
+    """Canonical interactions (+ meta columns) of explicit ratings with unix-second times.
+
+    Args:
+        frame: text columns from ``read_table``.
+        user: the user id column.
+        item: the item id column.
+        rating: the rating column.
+        timestamp: the timestamp column (unix seconds or ISO-8601).
+    """
+    return assemble(frame, {
+        S.USER_ID: as_text(user),
+        S.ITEM_ID: as_text(item),
+        S.TS: as_timestamp(frame, timestamp, S.TS),
+        S.RATING: as_float(frame, rating, S.RATING),
+    }, S.INTERACTIONS_SCHEMA)
+
+
 def strip_meta(frame: pl.DataFrame) -> pl.DataFrame:
     """``frame`` without the loader's meta columns."""
     return frame.drop([c for c in META_COLUMNS if c in frame.columns])

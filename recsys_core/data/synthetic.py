@@ -210,10 +210,10 @@ def generate(config: SyntheticConfig | None = None) -> Dataset:
 
     topic = np.empty(n, dtype=np.int64)
     cdf = np.cumsum(taste, axis=1)
-    for start in range(0, n, 1_000_000):  # bounded memory at any size
-        u = users[start:start + 1_000_000]
+    for offset in range(0, n, 1_000_000):  # bounded memory at any size
+        u = users[offset:offset + 1_000_000]
         draw = rng.random(len(u))[:, None]
-        topic[start:start + len(u)] = np.minimum((cdf[u] < draw).sum(axis=1), n_topics - 1)
+        topic[offset:offset + len(u)] = np.minimum((cdf[u] < draw).sum(axis=1), n_topics - 1)
     item = _inverse_cdf_sampler(item_topic, popularity, n_topics)(topic, rng)
     noisy = rng.random(n) < config.noise
     global_cdf = np.cumsum(popularity) / popularity.sum()

@@ -19,6 +19,9 @@ class Vocabulary:
     """
 
     def __init__(self, ids: Iterable[object]) -> None:
+        self._build(ids)
+
+    def _build(self, ids: Iterable[object]) -> None:
         self._ids = np.asarray([str(i) for i in ids], dtype=object)
         self._index = {v: i for i, v in enumerate(self._ids)}
         if len(self._index) != len(self._ids):
@@ -68,4 +71,4 @@ class Vocabulary:
         return {"ids": self._ids.tolist()}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["ids"])
+        self._build(state["ids"])

@@ -44,11 +44,11 @@ class TextSimilarity(Scorer[TextSimilarityConfig]):
     """
 
     name = "text"
+    profiles: np.ndarray
+    item_vectors: np.ndarray
 
     def __init__(self, config: TextSimilarityConfig | None = None) -> None:
         super().__init__(config or TextSimilarityConfig())
-        self.profiles: np.ndarray | None = None
-        self.item_vectors: np.ndarray | None = None
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         self.item_vectors = require_embeddings(data.item_embeddings, self.name)

@@ -147,9 +147,11 @@ class EmbeddingCache:
 
     def _count(self, con: duckdb.DuckDBPyConnection, encoder_id: str | None) -> int:
         if encoder_id is None:
-            return con.execute(f"SELECT count(*) FROM {self.table}").fetchone()[0]
-        return con.execute(f"SELECT count(*) FROM {self.table} WHERE encoder_id = ?",
-                           [encoder_id]).fetchone()[0]
+            row = con.execute(f"SELECT count(*) FROM {self.table}").fetchone()
+        else:
+            row = con.execute(f"SELECT count(*) FROM {self.table} WHERE encoder_id = ?",
+                              [encoder_id]).fetchone()
+        return 0 if row is None else int(row[0])
 
     @contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

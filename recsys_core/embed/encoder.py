@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
 import time
@@ -119,7 +120,7 @@ class TextEncoder:
         self.calibration: Calibration | None = (
             Calibration("fp32", 1.0) if self.config.quantize == "none" else None
         )
-        self._tokenizer = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
         self._models: dict[str, nn.Module] = {}
         self._encoder_id: str | None = None
 
@@ -170,11 +171,9 @@ class TextEncoder:
                      time.perf_counter() - started)
         return self._models["fp32"]
 
-    @property
+    @functools.cached_property
     def dim(self) -> int:
         """Embedding dimension (read from the model config; loads no weights)."""
-        if "fp32" in self._models:
-            return int(self._models["fp32"].config.hidden_size)
         from transformers import AutoConfig
 
         return int(AutoConfig.from_pretrained(str(self.model_dir)).hidden_size)
@@ -232,7 +231,7 @@ class TextEncoder:
             texts: a sample of the texts to embed (up to ``CALIBRATION_SAMPLE`` are used,
                 spread over token lengths).
         """
-        if self.config.quantize == "none":
+        if self.calibration is not None and self.config.quantize == "none":
             return self.calibration
         return self._calibrate(self.tokenize(texts))
 
@@ -280,6 +279,7 @@ class TextEncoder:
         speeds = {path: len(sample) / max(seconds, 1e-9) for path, seconds in elapsed.items()}
         fidelities.update({path: _least_cosine(vectors[path], vectors["fp32"]) for path in timed})
         kept = [p for p in speeds if fidelities[p] >= self.config.min_fidelity]
+        choice: str
         if forced != "auto":
             choice = forced if forced in kept else "fp32"
             if choice != forced:
@@ -345,14 +345,12 @@ class TextEncoder:
             set_cpu_threads(self.threads)
         pad_id = self.tokenizer.pad_token_id or 0
         lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))
-        dim = int(model.config.hidden_size)
-        out = torch.empty((len(ids), dim), dtype=torch.float32, device=self.device)
+        out = torch.empty((len(ids), self.dim), dtype=torch.float32, device=self.device)
         cuda = self.device.type == "cuda"
         with torch.inference_mode(), self._autocast(path):
             for index in _length_batches(lengths, batch_size or self.batch_size):
-                input_ids, mask = _pad([ids[i] for i in index], pad_id)
-                input_ids = torch.from_numpy(input_ids)
-                mask = torch.from_numpy(mask)
+                padded, padding_mask = _pad([ids[i] for i in index], pad_id)
+                input_ids, mask = torch.from_numpy(padded), torch.from_numpy(padding_mask)
                 if cuda:
                     input_ids, mask = input_ids.pin_memory(), mask.pin_memory()
                 input_ids = input_ids.to(self.device, non_blocking=True)

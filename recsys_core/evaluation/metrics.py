@@ -168,7 +168,7 @@ def summarize(per_user_values: Mapping[str, np.ndarray], coverage_value: float, 
     return out
 
 
-def _binary(matrix: sp.spmatrix) -> sp.csr_matrix:
+def _binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
     rel = sp.csr_matrix(matrix, copy=True)
     rel.sum_duplicates()
     rel.eliminate_zeros()

@@ -26,7 +26,7 @@ from recsys_core.scoring import Scorer, TrainOptions
 
 log = logging.getLogger(__name__)
 
-Space = Callable[[optuna.Trial], dict[str, Any]]
+Space = Callable[[optuna.trial.BaseTrial], dict[str, Any]]
 
 SPACES: dict[str, Space] = {
     "als": lambda t: {"factors": t.suggest_categorical("factors", [32, 64, 128]),

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +29,9 @@ from recsys_core.deep.torch_utils import unit_rows
 from recsys_core.fusion.normalise import normalise
 from recsys_core.fusion.weighted import WeightedFusion, weighted_parts
 from recsys_core.scoring import History
+
+if TYPE_CHECKING:
+    from recsys_core.embed.encoder import TextEncoder
 
 MODEL_FILE = "model.pkl"
 META_FILE = "meta.json"
@@ -109,6 +112,10 @@ class HybridRecommender:
         item_embeddings: float (n_items, d) item text embeddings aligned with ``train.items``;
             by default ``train.item_embeddings``, else those of a ``TextSimilarity`` source.
     """
+
+    _active: list[str]
+    _text_encoder: TextEncoder | None
+    _lock: threading.Lock
 
     def __init__(self, fusion: WeightedFusion, train: InteractionData,
                  encoder: str | None = None, item_embeddings: np.ndarray | None = None) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -129,7 +130,7 @@ def _k(where: str, value: object) -> int:
     return int(float(value))
 
 
-def _valid_k(k: object) -> bool:
+def _valid_k(k: object) -> TypeGuard[int | float | np.integer | np.floating]:
     """Whether ``k`` is an integral number (not a bool) in 1..MAX_K."""
     if isinstance(k, bool | np.bool_) or not isinstance(k, int | float | np.integer
                                                          | np.floating):
@@ -168,10 +169,11 @@ def _recent(where: str, value: object) -> list[str] | None:
         raise RequestError(f"{where}: field 'recent_items' holds {len(value)} items; at most "
                            f"{MAX_RECENT}")
     items = [_item_id(item) for item in value]
-    if any(item is None for item in items):
+    ids = [item for item in items if item is not None]
+    if len(ids) < len(items):
         raise RequestError(f"{where}: field 'recent_items' must hold non-empty string ids, "
                            f"got {list(value)!r}")
-    return items
+    return ids
 
 
 def _query(where: str, value: object) -> str | None:

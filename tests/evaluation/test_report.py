@@ -10,6 +10,16 @@ from rich.table import Table
 from recsys_core.data.dataset import Dataset
 from recsys_core.evaluation import REPORT_KEYS, build_report, evaluate, metrics_table, render_text
 from recsys_core.evaluation.metrics import metric_keys
+from recsys_core.evaluation.report import (
+    BestSingle,
+    DataSection,
+    FusionSection,
+    GatedVersion,
+    Registered,
+    RunReport,
+    render_markdown,
+    run_report,
+)
 
 
 @pytest.fixture
@@ -28,7 +38,7 @@ def make_report(evaluation, registered=None):
 
 
 def test_report_has_exactly_the_design_keys(evaluation) -> None:
-    report = make_report(evaluation, {"name": "recsys-hybrid", "version": 3})
+    report = make_report(evaluation, {"name": "recsys-hybrid", "version": 3}).to_json()
     assert tuple(report) == REPORT_KEYS == (
         "dataset", "protocol", "k", "models", "segments", "fusion", "timings_s", "registered")
     assert list(report["models"]) == ["fused", "als", "most_pop"]
@@ -42,7 +52,7 @@ def test_report_has_exactly_the_design_keys(evaluation) -> None:
 
 def test_unregistered_and_dataset_object(evaluation) -> None:
     dataset = Dataset("ml-100k", pl.DataFrame(), pl.DataFrame())
-    report = build_report(dataset, "leave_last", 3, evaluation, None, {}, None)
+    report = build_report(dataset, "leave_last", 3, evaluation, None, {}, None).to_json()
     assert report["dataset"] == "ml-100k"
     assert report["registered"] == {"name": None, "version": None}
     assert report["fusion"] == {"weights": {}}
@@ -54,7 +64,7 @@ def test_empty_segment_metrics_are_null(data_factory, fixed_scorer) -> None:
     evaluation = evaluate({"fused": fixed_scorer(np.ones((2, 3)), train)}, train, test, k=3)
     assert evaluation.n_users["cold_items"] == 0
     report = make_report(evaluation)
-    assert all(v is None for v in report["segments"]["cold_items"]["fused"].values())
+    assert all(v is None for v in report.to_json()["segments"]["cold_items"]["fused"].values())
     assert "-" in render_text(report)
 
 
@@ -79,3 +89,69 @@ def test_render_text_is_plain(evaluation) -> None:
     assert "recsys-hybrid v1" in text
     assert "\x1b[" not in text  # no ANSI escapes
     assert "[bold]" not in text
+
+
+GATED = GatedVersion(name="recsys-hybrid", version="2", run_id="abc", promoted=False,
+                     challenger_ndcg=0.25, champion_ndcg=None, champion_version=None,
+                     reason="no champion yet")
+DATA = DataSection(snapshot_id="s1", users=6, items=8, rows={"train": 7, "test": 6})
+VALIDATION = {"success": True, "tables": {"interactions": {
+    "rows_read": 13, "rows_valid": 13, "rows_quarantined": 0}}}
+
+
+def test_a_training_run_s_report_keeps_the_json_key_order(evaluation) -> None:
+    fusion = FusionSection(weights={"als": 0.7}, normaliser="zscore", missing="min",
+                           vs_best_single=BestSingle(source="als", mean_diff=0.1, ci_low=0.0,
+                                                     ci_high=0.2, p_bootstrap=0.04,
+                                                     p_wilcoxon=float("nan")))
+    evaluated = build_report("synthetic", "stratified", 3, evaluation, fusion, {}, None)
+    report = run_report(evaluated, {"ingest": 1.5}, VALIDATION, DATA, GATED, None,
+                        "runs:/abc", "sqlite:///x.db").to_json()
+    assert list(report) == [*REPORT_KEYS, "validation", "data", "links"]
+    assert list(report["fusion"]) == ["weights", "normaliser", "missing", "vs_best_single"]
+    assert list(report["fusion"]["vs_best_single"]) == [
+        "source", "mean_diff", "ci_low", "ci_high", "p_bootstrap", "p_wilcoxon"]
+    assert list(report["registered"]) == ["name", "version", "run_id", "promoted",
+                                          "challenger_ndcg", "champion_ndcg",
+                                          "champion_version", "reason"]
+    assert report["data"] == {"snapshot_id": "s1", "users": 6, "items": 8,
+                              "rows": {"train": 7, "test": 6}}
+    assert report["links"] == {"data_docs": None, "mlflow_run": "runs:/abc",
+                               "tracking_uri": "sqlite:///x.db"}
+    assert report["timings_s"] == {"ingest": 1.5} and report["validation"] == VALIDATION
+    assert "NaN" in json.dumps(report)  # as json.dumps of the dict always wrote it
+    assert evaluated.to_json()["timings_s"] == {}  # the evaluation's report is left alone
+
+
+def test_unregistered_run_keeps_null_registration(evaluation) -> None:
+    evaluated = make_report(evaluation)
+    report = run_report(evaluated, {}, VALIDATION, DATA, None, "/docs/index.html", None, "u")
+    assert report.to_json()["registered"] == {"name": None, "version": None}
+    assert type(report.registered) is Registered
+    assert report.to_json()["links"]["mlflow_run"] is None
+
+
+@pytest.mark.parametrize("registered", [None, GATED])
+def test_report_json_round_trips(evaluation, registered) -> None:
+    report = run_report(make_report(evaluation), {"ingest": 1.0}, VALIDATION, DATA, registered,
+                        None, None, "u")
+    for one in (report, make_report(evaluation)):
+        again = RunReport.model_validate(json.loads(json.dumps(one.to_json())))
+        assert again == one and again.to_json() == one.to_json()
+    assert type(RunReport.model_validate(report.to_json()).registered) is type(report.registered)
+
+
+def test_score_reads_all_users_metric(evaluation) -> None:
+    report = make_report(evaluation)
+    assert report.score("als") == report.models["als"]["ndcg@3"]
+    assert report.score("fused", "hit") == report.models["fused"]["hit@3"]
+
+
+def test_markdown_needs_a_training_run_s_report(evaluation) -> None:
+    with pytest.raises(ValueError, match="run_report"):
+        render_markdown(make_report(evaluation))
+    text = render_markdown(run_report(make_report(evaluation), {"ingest": 1.0}, VALIDATION,
+                                      DATA, GATED, "/docs/index.html", "runs:/abc", "u"))
+    assert "Snapshot `s1`: 6 users, 8 items" in text and "| interactions | 13 | 13 | 0 |" in text
+    assert "Version **2** of `recsys-hybrid`: not promoted. no champion yet" in text
+    assert "[Data Docs](file:///docs/index.html)" in text and "| ingest | 1.00 |" in text

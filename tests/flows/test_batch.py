@@ -8,12 +8,11 @@ import polars as pl
 import pytest
 
 from flows.batch import batch_flow
-from recsys_core import registry
 from recsys_core.config import get_settings
-from recsys_core.model import promotion
-from recsys_core.model.batch import TABLE
+from recsys_core.lifecycle import promotion, registry
+from recsys_core.lifecycle.batch import TABLE
 from recsys_core.warehouse.store import Warehouse
-from tests.model.builders import STRONG, build_run, no_requirement_inference, unique_settings
+from tests.lifecycle.builders import STRONG, build_run, no_requirement_inference, unique_settings
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +30,11 @@ def test_batch_flow_writes_every_users_top_k(prefect_harness, registered, monkey
     monkeypatch.setenv("RECSYS_MODEL_NAME", settings.model_name)
     result = batch_flow(k=3)
     model = registry.load_recommender(settings, registry.CHAMPION)
-    assert result["model_version"] == "1" and result["table"] == TABLE
-    frame = pl.read_parquet(result["parquet"])
-    assert Path(result["parquet"]).parent == get_settings().home / "recommendations"
-    assert result["users"] == frame["user_id"].n_unique() == len(model.users)
-    assert result["rows"] == frame.height == result["rows_loaded"]
+    assert result.model_version == "1" and result.table == TABLE
+    frame = pl.read_parquet(result.parquet)
+    assert Path(result.parquet).parent == get_settings().home / "recommendations"
+    assert result.users == frame["user_id"].n_unique() == len(model.users)
+    assert result.rows == frame.height == result.rows_loaded
     first = frame.filter(pl.col("user_id") == "u1").sort("rank")
     assert first["item_id"].to_list() == [r.item_id for r in model.recommend("u1", 3)]
 

@@ -11,9 +11,9 @@ from recsys_core import pipeline
 from recsys_core.config import get_settings
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.fusion.weighted import FusionConfig
-from recsys_core.model import promotion
+from recsys_core.lifecycle import promotion
 from recsys_core.scoring import TrainOptions
-from tests.model.builders import STRONG, K, build_run, no_requirement_inference, unique_settings
+from tests.lifecycle.builders import STRONG, K, build_run, no_requirement_inference, unique_settings
 
 SOURCES = {"als": STRONG["als"], "itemknn": {}, "text": {}}
 
@@ -43,7 +43,7 @@ def on(monkeypatch, run, cluster):
 
 
 def test_embedding_shards_on_dask_equal_local(prefect_harness, run, on) -> None:
-    from tasks.embed import embed
+    from flows.embed import embed
 
     cache = EmbeddingCache(run.settings.warehouse_path)
     vectors = {}
@@ -58,22 +58,22 @@ def test_embedding_shards_on_dask_equal_local(prefect_harness, run, on) -> None:
 
 
 def test_evaluation_shards_on_dask_equal_local(prefect_harness, run, on) -> None:
-    from tasks.evaluate_shards import evaluate
+    from flows.evaluate import evaluate
 
     paths = {name: str(pipeline.train_source(run.store, name, params, "train",
                                              TrainOptions(seed=1), run.embeddings))
              for name, params in SOURCES.items()}
-    fusion = FusionConfig(weights={"als": 1.0, "itemknn": 0.5, "text": 0.2}).model_dump()
+    fusion = FusionConfig(weights={"als": 1.0, "itemknn": 0.5, "text": 0.2})
     reports = {}
     for runner in ("local", "dask"):
         on(runner)
         reports[runner] = evaluate(str(run.store.folder), paths, {}, fusion, K, "synthetic",
-                                   run.encoder, str(run.embeddings))["report"]
+                                   run.encoder, str(run.embeddings)).to_json()
     assert reports["dask"]["models"] == reports["local"]["models"]
     assert reports["dask"]["segments"] == reports["local"]["segments"]
-    whole = pipeline.evaluate_run(run.store, paths, {}, FusionConfig.model_validate(fusion), K)
+    whole = pipeline.evaluate_run(run.store, paths, {}, fusion, K)
     assert reports["local"]["models"] == pipeline.report_run(
-        whole, "synthetic", "stratified", K, FusionConfig.model_validate(fusion))["models"]
+        whole, "synthetic", "stratified", K, fusion).to_json()["models"]
 
 
 def test_batch_shards_on_dask_equal_local(prefect_harness, run, on, monkeypatch) -> None:
@@ -90,7 +90,7 @@ def test_batch_shards_on_dask_equal_local(prefect_harness, run, on, monkeypatch)
     for runner in ("local", "dask"):
         on(runner)
         result = batch_flow(k=3)
-        frames[runner] = pl.read_parquet(result["parquet"]).drop("created_at")
-        assert result["rows"] == result["rows_loaded"] == frames[runner].height
+        frames[runner] = pl.read_parquet(result.parquet).drop("created_at")
+        assert result.rows == result.rows_loaded == frames[runner].height
     assert frames["local"]["user_id"].n_unique() == len(run.store.vocabularies()[0]) > 2 * 20
     assert frames["dask"].equals(frames["local"])

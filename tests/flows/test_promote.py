@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.app.cli import app
 from flows.promote import promote_flow
-from recsys_core import registry
-from tests.model.builders import (
-    STRONG,
-    WEAK,
-    build_run,
-    no_requirement_inference,
-    unique_settings,
-)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_logging():
-    with no_requirement_inference():
-        yield
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return build_run(tmp_path_factory.mktemp("promote-flow"))
-
-
-@pytest.fixture(scope="module")
-def models(run):
-    return run.train(STRONG), run.train(WEAK)
+from recsys_core.lifecycle import registry
+from tests.lifecycle.builders import unique_settings
 
 
 def champion(settings) -> str:
@@ -39,24 +16,25 @@ def champion(settings) -> str:
     return str(found.version)
 
 
-def test_promote_flow_cli_and_rollback(prefect_harness, run, models, monkeypatch) -> None:
-    strong, weak = models
+def test_promote_flow_cli_and_rollback(prefect_harness, promotion_run, promotion_models,
+                                       monkeypatch) -> None:
+    strong, weak = promotion_models
     settings = unique_settings()
     monkeypatch.setenv("RECSYS_MODEL_NAME", settings.model_name)
     cli = CliRunner()
 
-    run.register(weak, settings)
+    promotion_run.register(weak, settings)
     result = promote_flow()
-    assert result["promoted"] is True and result["version"] == "1"
-    assert result["champion_ndcg"] is None and result["challenger_ndcg"] > 0
+    assert result.promoted is True and result.version == "1"
+    assert result.champion_ndcg is None and result.challenger_ndcg > 0
 
-    run.register(strong, settings)
+    promotion_run.register(strong, settings)
     out = cli.invoke(app, ["promote", "--margin", "0.01"])
     assert out.exit_code == 0, out.output
     assert "version 2 beats champion 1 on ndcg@5" in out.output
     assert champion(settings) == "2"
 
-    run.register(weak, settings)
+    promotion_run.register(weak, settings)
     out = cli.invoke(app, ["promote"])
     assert out.exit_code == 0 and "version 3 does not beat champion 2" in out.output
     assert champion(settings) == "2"
@@ -78,14 +56,15 @@ def test_promote_without_a_model_is_one_clear_error(prefect_harness, monkeypatch
     assert out.exit_code == 2 and "no challenger" in out.output
 
 
-def test_recommend_cli_answers_from_the_champion(run, models, monkeypatch) -> None:
-    strong, _ = models
+def test_recommend_cli_answers_from_the_champion(promotion_run, promotion_models,
+                                                 monkeypatch) -> None:
+    strong, _ = promotion_models
     settings = unique_settings()
     monkeypatch.setenv("RECSYS_MODEL_NAME", settings.model_name)
     cli = CliRunner()
     out = cli.invoke(app, ["recommend", "u1"])
     assert out.exit_code == 2 and "no champion model yet" in out.output
-    run.register(strong, settings)
+    promotion_run.register(strong, settings)
     registry.ensure_champion(settings)
     out = cli.invoke(app, ["recommend", "u1", "--k", "3"])
     assert out.exit_code == 0, out.output

@@ -38,7 +38,7 @@ PARAMS = {"data": "synthetic:2000", "protocol": "stratified", "k": 5, "trials": 
           "register_model": False}
 CHILD = """
 import json, sys
-from flows.env import apply_defaults
+from flows.app.env import apply_defaults
 apply_defaults()
 from flows.train import train_flow
 params = json.loads(sys.argv[1])
@@ -105,7 +105,7 @@ def runs(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> dict:
     assert resumed.returncode == 0, log[-4000:]
     os.environ["RECSYS_HOME"], home = str(root / "fresh"), os.environ["RECSYS_HOME"]
     try:
-        reference = train_flow(**{**params, "report_path": None})
+        reference = train_flow(**{**params, "report_path": None}).to_json()
     finally:
         os.environ["RECSYS_HOME"] = home
     return {"killed": _task_states("killed"), "resumed": _task_states("resumed"),

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
+from flows.app.cli import app
 from flows.train import train_flow
 from recsys_core.evaluation.metrics import metric_keys
+from recsys_core.evaluation.report import RunReport
 from recsys_core.training import TrainingConfig
 from tests.tiny_bert import build_tiny_model
 
@@ -27,7 +28,8 @@ def trained(prefect_harness, tiny_encoder: str, tmp_path_factory: pytest.TempPat
     report_path = tmp_path_factory.mktemp("reports") / "r.json"
     report = train_flow(data="synthetic:3000", protocol="stratified", k=5, encoder=tiny_encoder,
                         trials=3, report_path=str(report_path))
-    return report, report_path
+    assert isinstance(report, RunReport)
+    return report.to_json(), report_path
 
 
 def test_report_has_design_keys_every_source_and_fused(trained) -> None:
@@ -39,6 +41,13 @@ def test_report_has_design_keys_every_source_and_fused(trained) -> None:
     for values in report["models"].values():
         assert list(values) == list(metric_keys(5))
     assert json.loads(Path(report_path).read_text())["models"] == report["models"]
+    assert list(json.loads(Path(report_path).read_text())) == [
+        "dataset", "protocol", "k", "models", "segments", "fusion", "timings_s", "registered",
+        "validation", "data", "links"]
+    assert list(report["fusion"]) == ["weights", "normaliser", "missing", "vs_best_single"]
+    assert list(report["registered"]) == ["name", "version", "run_id", "promoted",
+                                          "challenger_ndcg", "champion_ndcg",
+                                          "champion_version", "reason"]
     assert set(report["fusion"]["weights"]) == set(TrainingConfig().fused_sources)
     assert report["timings_s"]["embed"] > 0
 

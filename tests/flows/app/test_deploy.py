@@ -20,8 +20,8 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.deploy import load_spec, runner_deployments
+from flows.app.cli import app
+from flows.app.deploy import load_spec, runner_deployments
 from recsys_core.config import Settings
 from tests.tiny_bert import build_tiny_model
 

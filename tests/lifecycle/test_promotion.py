@@ -4,36 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from recsys_core import registry
-from recsys_core.model import promotion
-from recsys_core.registry import CHALLENGER, CHAMPION, alias_version
-from tests.model.builders import (
-    STRONG,
-    WEAK,
-    build_run,
-    no_requirement_inference,
-    unique_settings,
-)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fast_logging():
-    with no_requirement_inference():
-        yield
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return build_run(tmp_path_factory.mktemp("promotion"))
-
-
-@pytest.fixture(scope="module")
-def models(run):
-    strong, weak = run.train(STRONG), run.train(WEAK)
-    ndcg = {name: m.evaluation.metrics["fused"]["ndcg@5"]
-            for name, m in (("strong", strong), ("weak", weak))}
-    assert ndcg["strong"] > ndcg["weak"] > 0  # CF + text beat popularity on synthetic tastes
-    return strong, weak
+from recsys_core.lifecycle import promotion, registry
+from recsys_core.lifecycle.registry import CHALLENGER, CHAMPION, alias_version
+from tests.lifecycle.builders import unique_settings
 
 
 def aliases(settings) -> tuple[str | None, str | None]:
@@ -46,16 +19,17 @@ def tags(settings, version: str) -> dict[str, str]:
     return registry.client(settings).get_model_version(settings.model_name, version).tags
 
 
-def test_better_model_becomes_champion_worse_does_not_rollback_restores(run, models) -> None:
-    strong, weak = models
+def test_better_model_becomes_champion_worse_does_not_rollback_restores(
+        promotion_run, promotion_models) -> None:
+    strong, weak = promotion_models
     settings = unique_settings()
 
-    first = run.register(weak, settings)
+    first = promotion_run.register(weak, settings)
     decision = promotion.challenge(settings)
     assert decision.promoted and decision.champion_score is None
     assert aliases(settings) == ("1", "1") and first.version == "1"
 
-    run.register(strong, settings)  # trained again, better: becomes champion
+    promotion_run.register(strong, settings)  # trained again, better: becomes champion
     decision = promotion.challenge(settings)
     assert decision.promoted and decision.version == "2" and decision.champion_version == "1"
     assert decision.challenger_score > decision.champion_score
@@ -72,7 +46,7 @@ def test_better_model_becomes_champion_worse_does_not_rollback_restores(run, mod
         strong.evaluation.metrics["fused"]["ndcg@5"])
     assert decision.champion_score == pytest.approx(weak.evaluation.metrics["fused"]["ndcg@5"])
 
-    run.register(weak, settings)  # worse: stays challenger only
+    promotion_run.register(weak, settings)  # worse: stays challenger only
     decision = promotion.challenge(settings)
     assert not decision.promoted and decision.champion_version == "2"
     assert aliases(settings) == ("2", "3")
@@ -89,12 +63,12 @@ def test_better_model_becomes_champion_worse_does_not_rollback_restores(run, mod
         registry.rollback(settings)  # version 1 was the first champion
 
 
-def test_margin_keeps_a_slightly_better_challenger_out(run, models) -> None:
-    strong, weak = models
+def test_margin_keeps_a_slightly_better_challenger_out(promotion_run, promotion_models) -> None:
+    strong, weak = promotion_models
     settings = unique_settings()
-    run.register(weak, settings)
+    promotion_run.register(weak, settings)
     promotion.challenge(settings)
-    run.register(strong, settings)
+    promotion_run.register(strong, settings)
     decision = promotion.challenge(settings, margin=100.0)
     assert not decision.promoted and aliases(settings) == ("1", "2")
     assert tags(settings, "2")["promotion.margin"] == "100"
@@ -103,29 +77,29 @@ def test_margin_keeps_a_slightly_better_challenger_out(run, models) -> None:
     assert again.promoted and "already champion" in again.reason
 
 
-def test_gate_scores_the_champion_on_the_given_data(run, models) -> None:
-    strong, weak = models
+def test_gate_scores_the_champion_on_the_given_data(promotion_run, promotion_models) -> None:
+    strong, weak = promotion_models
     settings = unique_settings()
-    run.register(strong, settings)
+    promotion_run.register(strong, settings)
     promotion.challenge(settings)
-    version = run.register(weak, settings).version
-    data = promotion.run_data(str(run.store.folder), 5)
+    version = promotion_run.register(weak, settings).version
+    data = promotion.run_data(str(promotion_run.store.folder), 5)
     decision = promotion.gate(settings, version, 0.99, data)  # claimed score beats champion
     assert decision.promoted and decision.champion_score == pytest.approx(
         strong.evaluation.metrics["fused"]["ndcg@5"])
 
 
-def test_version_tags_and_encoder_reference(run, models) -> None:
-    strong, _ = models
+def test_version_tags_and_encoder_reference(promotion_run, promotion_models) -> None:
+    strong, _ = promotion_models
     settings = unique_settings()
-    version = run.register(strong, settings).version
+    version = promotion_run.register(strong, settings).version
     found = tags(settings, version)
     for key in registry.REQUIRED_TAGS:
         assert found[key] not in ("", None)
-    assert found["encoder"] == run.encoder and found["k"] == "5"
-    assert found[registry.EVAL_RUN_TAG] == str(run.store.folder)
+    assert found["encoder"] == promotion_run.encoder and found["k"] == "5"
+    assert found[registry.EVAL_RUN_TAG] == str(promotion_run.store.folder)
     loaded = registry.load_recommender(settings, version)
-    assert loaded.encoder == run.encoder and loaded.item_embeddings is not None
+    assert loaded.encoder == promotion_run.encoder and loaded.item_embeddings is not None
     assert strong.model.encoder is None  # the caller's model is left alone
 
 
@@ -135,8 +109,8 @@ def test_challenge_without_challenger_or_data() -> None:
         promotion.challenge(settings)
 
 
-def test_challenge_needs_evaluation_data(models) -> None:
-    strong, _ = models
+def test_challenge_needs_evaluation_data(promotion_models) -> None:
+    strong, _ = promotion_models
     settings = unique_settings()
     registry.register(strong.model, strong.model_dir, {"k": 5, "models": {}}, {}, {},
                       settings)
@@ -144,13 +118,13 @@ def test_challenge_needs_evaluation_data(models) -> None:
         promotion.challenge(settings)
 
 
-def test_ensure_champion_picks_the_first_version(run, models) -> None:
-    strong, weak = models
+def test_ensure_champion_picks_the_first_version(promotion_run, promotion_models) -> None:
+    strong, weak = promotion_models
     settings = unique_settings()
     with pytest.raises(LookupError, match="run `recsys train` first"):
         registry.ensure_champion(settings)
-    run.register(weak, settings)
-    run.register(strong, settings)
+    promotion_run.register(weak, settings)
+    promotion_run.register(strong, settings)
     assert aliases(settings) == (None, "2")
     assert str(registry.ensure_champion(settings).version) == "1"
     assert aliases(settings) == ("1", "2")

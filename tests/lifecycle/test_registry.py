@@ -11,11 +11,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from recsys_core import registry
 from recsys_core.config import Settings
 from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
-from recsys_core.model.hybrid import HybridRecommender
-from recsys_core.registry import (
+from recsys_core.lifecycle import registry
+from recsys_core.lifecycle.registry import (
     CHALLENGER,
     CHAMPION,
     alias_version,
@@ -24,6 +23,7 @@ from recsys_core.registry import (
     register,
     should_promote,
 )
+from recsys_core.model.hybrid import HybridRecommender
 from tests.fusion.helpers import FixedScorer, make_data, random_pairs
 
 N_USERS, N_ITEMS = 8, 15

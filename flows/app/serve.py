@@ -18,9 +18,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from flows.uvicorn_launcher import LAUNCHER
-from recsys_core import registry
+from flows.app.uvicorn_launcher import LAUNCHER
 from recsys_core.config import Settings, get_settings
+from recsys_core.lifecycle import registry
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 """Pinned to 1 in the server unless set: one request's math is too small to share out, and
@@ -63,7 +63,7 @@ def server_env(settings: Settings, workers: int = 1) -> dict[str, str]:
     """The server's environment: venv bin first on PATH, tracking store, one math thread.
 
     MLflow spawns ``uvicorn`` by name, so this interpreter's bin folder leads the PATH; with
-    several workers the launcher of ``flows.uvicorn_launcher`` comes first (uvicorn#3149).
+    several workers the launcher of ``flows.app.uvicorn_launcher`` comes first (uvicorn#3149).
 
     Args:
         settings: project settings (tracking URI).

@@ -18,7 +18,7 @@ from prefect.schedules import Cron
 from prefect.settings import get_current_settings
 from prefect.workers.process import ProcessWorker
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 PREFECT_FILE = PROJECT / "prefect.yaml"
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsys_core.model.batch import COLUMNS, TABLE, load_table, top_k_all, write_parquet
+from recsys_core.lifecycle.batch import COLUMNS, TABLE, load_table, top_k_all, write_parquet
 from tests.model.test_hybrid import N_ITEMS, N_USERS, build_foldable
 
 
@@ -59,7 +59,7 @@ def test_parquet_and_table_replace_a_versions_rows(model, tmp_path) -> None:
 
 
 def test_user_shards_concatenate_to_the_whole(model) -> None:
-    from recsys_core.model.batch import top_k_users
+    from recsys_core.lifecycle.batch import top_k_users
 
     whole = top_k_all(model, k=3)
     parts = [top_k_users(model, start, start + 2, k=3) for start in range(0, N_USERS, 2)]

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from recsys_core.config import Settings
 from recsys_core.data.interactions import InteractionData
 from recsys_core.evaluation.evaluator import evaluate
-from recsys_core.model.hybrid import HybridRecommender
-from recsys_core.registry import (
+from recsys_core.lifecycle.registry import (
     CHALLENGER,
     CHAMPION,
     EVAL_RUN_TAG,
     alias_version,
     client,
-    load_recommender,
+    load_version,
     promote,
 )
+from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.runstore import RunStore
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def gate(settings: Settings, version: str, challenger_score: float, data: Evalua
                         metric, f"version {version} is already champion")
     champion_score = None
     if current is not None:
-        champion = load_recommender(settings, str(current.version))
+        champion = load_version(settings, str(current.version))
         champion_score = score_model(champion, data)
     promoted = promote(mlc, name, str(version), challenger_score, champion_score, margin,
                        metric)
@@ -148,11 +148,11 @@ def challenge(settings: Settings, margin: float = 0.0, k: int | None = None,
                           "`recsys train` first")
     if data is None:
         run = challenger.tags.get(EVAL_RUN_TAG)
-        if not run or not RunStore(run).folder.joinpath("test.parquet").exists():
+        if not run or not RunStore(run).has_part("test"):
             raise LookupError(f"challenger version {challenger.version} has no evaluation "
                               f"data (tag {EVAL_RUN_TAG!r}: {run!r})")
         data = run_data(run, k or int(challenger.tags.get("k", 10)))
     elif k is not None and k != data.k:
         data = EvaluationData(data.train, data.test, k)
-    model = load_recommender(settings, str(challenger.version))
+    model = load_version(settings, str(challenger.version))
     return gate(settings, str(challenger.version), score_model(model, data), data, margin)

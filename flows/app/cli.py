@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from flows.env import apply_defaults
+from flows.app.env import apply_defaults
 
 apply_defaults()  # before Prefect or MLflow is imported
 
@@ -20,7 +20,7 @@ def _root() -> None:
     """Hybrid recommender: train, ingest, promote, recommend, serve, deploy."""
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
 
@@ -64,12 +64,12 @@ def ingest(
         result = ingest_flow(data=data)
     except (DataError, ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    typer.echo(f"snapshot {result['snapshot_id']} of {result['dataset']}")
+    typer.echo(f"snapshot {result.snapshot_id} of {result.dataset}")
     typer.echo(f"{'table':<14}{'read':>10}{'valid':>10}{'quarantined':>13}")
-    for table, counts in result["validation"]["tables"].items():
+    for table, counts in result.validation["tables"].items():
         typer.echo(f"{table:<14}{counts['rows_read']:>10}{counts['rows_valid']:>10}"
                    f"{counts['rows_quarantined']:>13}")
-    typer.echo(f"data docs: {result['data_docs']}")
+    typer.echo(f"data docs: {result.data_docs}")
 
 
 @app.command()
@@ -81,8 +81,8 @@ def recommend(
     query: Annotated[str | None, typer.Option(help="Free text matched to item text.")] = None,
 ) -> None:
     """Recommend from the champion model, in process (user, recent items or text)."""
-    from recsys_core import registry
     from recsys_core.config import get_settings
+    from recsys_core.lifecycle import registry
 
     if user_id is None and not recent and query is None:
         _fail("give a USER_ID, --recent ITEM or --query TEXT")
@@ -110,17 +110,17 @@ def promote(
         "--rollback", help="Point champion back at the previous champion.")] = False,
 ) -> None:
     """Promote the challenger if it beats the champion on the same data (or roll back)."""
-    from flows.promote import promote_flow
+    from flows.promote import Rollback, promote_flow
 
     try:
         result = promote_flow(margin=margin, k=k, rollback_champion=rollback)
     except LookupError as exc:
         _fail(str(exc))
-    if rollback:
-        typer.echo(f"champion rolled back from version {result['rolled_back_from']} "
-                   f"to {result['champion']}")
+    if isinstance(result, Rollback):
+        typer.echo(f"champion rolled back from version {result.rolled_back_from} "
+                   f"to {result.champion}")
     else:
-        typer.echo(result["reason"])
+        typer.echo(result.reason)
 
 
 @app.command()
@@ -131,7 +131,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 1,
 ) -> None:
     """Serve the champion over HTTP (MLflow: GET /ping, POST /invocations)."""
-    from flows.serve import serve as run_server
+    from flows.app.serve import serve as run_server
 
     try:
         code = run_server(host, port, workers)
@@ -149,7 +149,7 @@ def deploy(
         help="The deployments' file (default: the project's prefect.yaml).")] = None,
 ) -> None:
     """Apply prefect.yaml's deployments (creating the work pool), or serve them with --serve."""
-    from flows import deploy as deployments
+    from flows.app import deploy as deployments
 
     prefect_file = prefect_file or deployments.PREFECT_FILE
     if serve:

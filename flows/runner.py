@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from prefect import Flow
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from recsys_core.config import Settings, get_settings
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def task_runner(settings: Settings, local_threads: int | None = None) -> TaskRunner:
+
+def task_runner(settings: Settings, local_threads: int | None = None) -> TaskRunner[Any]:
     """The task runner ``settings.task_runner`` names.
 
     ``local``: a thread pool of ``local_threads`` (Prefect's default size when None).
@@ -29,6 +32,6 @@ def task_runner(settings: Settings, local_threads: int | None = None) -> TaskRun
     return DaskTaskRunner(cluster_kwargs=cluster)
 
 
-def sharded(stage: Flow, local_threads: int | None = None) -> Flow:
+def sharded(stage: Flow[P, R], local_threads: int | None = None) -> Flow[P, R]:
     """``stage`` (a subflow that maps shard tasks) on the task runner the settings name now."""
     return stage.with_options(task_runner=task_runner(get_settings(), local_threads))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.serve import (
+from flows.app.serve import (
     launcher_dir,
     server_command,
     server_env,
@@ -20,10 +20,10 @@ from flows.serve import (
     stop_server,
     wait_until_ready,
 )
-from flows.uvicorn_launcher import patch, tcp_socket
-from recsys_core import registry
+from flows.app.uvicorn_launcher import patch, tcp_socket
 from recsys_core.config import Settings
-from tests.model.builders import STRONG, build_run, no_requirement_inference, unique_settings
+from recsys_core.lifecycle import registry
+from tests.lifecycle.builders import STRONG, build_run, no_requirement_inference, unique_settings
 
 pytestmark = pytest.mark.integration
 
@@ -193,7 +193,7 @@ def test_sigterm_stops_the_server_process(monkeypatch) -> None:
     import subprocess
     import threading
 
-    import flows.serve as serve_module
+    import flows.app.serve as serve_module
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     monkeypatch.setattr(serve_module, "start_server", lambda *args, **kwargs: (child, "7"))

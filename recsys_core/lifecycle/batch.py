@@ -9,17 +9,18 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict
 
 from recsys_core.config import Settings
+from recsys_core.lifecycle.registry import alias_version, client, load_version
 from recsys_core.model.hybrid import HybridRecommender
-from recsys_core.registry import alias_version, client, load_recommender
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,7 @@ def load_table(parquet: str | Path, warehouse: str | Path) -> int:
     return frame.height
 
 
-@dataclass(frozen=True)
-class BatchResult:
+class BatchResult(BaseModel):
     """Where a batch run wrote its recommendations.
 
     Args:
@@ -155,6 +155,8 @@ class BatchResult:
         rows: recommendation rows written.
         users: users covered.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     parquet: Path
     model_name: str
@@ -196,7 +198,7 @@ def output_path(settings: Settings, version: str, k: int) -> Path:
 @functools.lru_cache(maxsize=2)
 def _model(settings: Settings, version: str) -> HybridRecommender:
     """The registered version, loaded once per process (a worker serves many shards)."""
-    return load_recommender(settings, version)
+    return load_version(settings, version)
 
 
 def recommend_shard(settings: Settings, version: str, start: int, stop: int, k: int) -> Path:
@@ -231,7 +233,7 @@ def user_shards(settings: Settings, version: str, shard_users: int) -> list[tupl
             for start in range(0, n_users, shard_users)]
 
 
-def combine_parts(parts: list[str | Path], path: str | Path) -> BatchResult:
+def combine_parts(parts: Sequence[str | Path], path: str | Path) -> BatchResult:
     """Concatenate shard files (in user order) into one Parquet file, atomically.
 
     Args:
@@ -247,4 +249,5 @@ def combine_parts(parts: list[str | Path], path: str | Path) -> BatchResult:
     os.replace(tmp, target)
     names = frame.select("model_name", "model_version").unique().rows()
     name, version = names[0] if names else ("", "")
-    return BatchResult(target, name, version, frame.height, frame["user_id"].n_unique())
+    return BatchResult(parquet=target, model_name=name, model_version=version, rows=frame.height,
+                       users=frame["user_id"].n_unique())

@@ -16,10 +16,12 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from recsys_core import pipeline, registry
+from recsys_core import pipeline
 from recsys_core.config import Settings
+from recsys_core.data.loaders import read_dataset
 from recsys_core.evaluation.report import build_report
 from recsys_core.fusion.weighted import FusionConfig
+from recsys_core.lifecycle import registry
 from recsys_core.runstore import RunStore
 from recsys_core.scoring import TrainOptions
 from recsys_core.warehouse.store import Warehouse
@@ -61,7 +63,7 @@ class TrainedRun:
         """Register ``final`` under ``settings.model_name`` with this run as its eval data."""
         report = build_report("synthetic", "stratified", K, final.evaluation,
                               final.model.fusion.config.weights, {}, None)
-        return registry.register(final.model, final.model_dir, report,
+        return registry.register(final.model, final.model_dir, report.to_json(),
                                  {"fusion": final.model.fusion.config.model_dump()},
                                  TAGS | {"encoder": self.encoder}, settings,
                                  eval_run=self.store.folder)
@@ -72,7 +74,7 @@ def build_run(root: Path, n_interactions: int = 3000, seed: int = 42) -> Trained
     settings = Settings(home=root / "state")
     settings.ensure_dirs()
     snapshot = Warehouse(settings.warehouse_path).load(
-        pipeline.read_dataset(f"synthetic:{n_interactions}"))
+        read_dataset(f"synthetic:{n_interactions}"))
     store = pipeline.prepare_run(settings, snapshot, "stratified", seed)
     encoder = str(build_tiny_model(root / "tiny-bert"))
     _, embeddings = pipeline.embed_items(store, settings, encoder)

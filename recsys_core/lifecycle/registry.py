@@ -17,8 +17,8 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from recsys_core.config import Settings
+from recsys_core.evaluation.plots import report_plots
 from recsys_core.model.hybrid import HybridRecommender, read_meta
-from recsys_core.model.plots import report_plots
 from recsys_core.model.pyfunc import ARTIFACT_KEY, HybridPyfunc, signature
 
 log = logging.getLogger(__name__)
@@ -168,6 +168,19 @@ def register(model: HybridRecommender, model_dir: Path, report: dict, params: di
             raise
     log.info("registered %s version %s (run %s)", name, version.version, run.info.run_id)
     return RegisteredVersion(name, str(version.version), run.info.run_id)
+
+
+def run_link(tracking_uri: str, run_id: str) -> str:
+    """The MLflow UI address of a run on a tracking server, else its ``runs:/`` URI.
+
+    Args:
+        tracking_uri: the MLflow tracking URI.
+        run_id: the run.
+    """
+    if not tracking_uri.startswith(("http://", "https://")):
+        return f"runs:/{run_id}"
+    experiment = MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
 
 
 def alias_version(mlc: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -325,5 +338,16 @@ def load_recommender(settings: Settings, alias: str) -> HybridRecommender | None
     mlc = client(settings)
     if not str(alias).isdigit() and alias_version(mlc, settings.model_name, alias) is None:
         return None
-    loaded = mlflow.pyfunc.load_model(model_uri(settings, alias))
+    return load_version(settings, alias)
+
+
+def load_version(settings: Settings, alias_or_version: str) -> HybridRecommender:
+    """The ``HybridRecommender`` of a version that exists (MLflow raises when it does not).
+
+    Args:
+        settings: project settings (model name, tracking store).
+        alias_or_version: a version number, or an alias known to point at one.
+    """
+    client(settings)
+    loaded = mlflow.pyfunc.load_model(model_uri(settings, alias_or_version))
     return loaded.unwrap_python_model().model

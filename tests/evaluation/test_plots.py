@@ -4,7 +4,7 @@ import io
 
 from matplotlib.figure import Figure
 
-from recsys_core.model.plots import report_plots
+from recsys_core.evaluation.plots import report_plots
 
 REPORT = {
     "dataset": "synthetic", "protocol": "stratified", "k": 10,

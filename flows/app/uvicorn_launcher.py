@@ -4,7 +4,7 @@ With more than one worker, uvicorn binds the listening socket itself with ``prot
 accepted connections inherit it, and asyncio turns TCP_NODELAY on only for sockets that say
 ``IPPROTO_TCP``. Nagle's algorithm then holds each response body until the client's delayed
 ACK: every keep-alive request costs about 44 ms more (measured: /ping 0.7 ms with one worker,
-44 ms with two). ``mlflow models serve`` starts ``uvicorn`` by name, so ``flows.serve`` puts
+44 ms with two). ``mlflow models serve`` starts ``uvicorn`` by name, so ``flows.app.serve`` puts
 a script running ``main`` first on the server's PATH when it asks for several workers.
 """
 
@@ -35,8 +35,7 @@ def patch() -> None:
     import uvicorn.config
 
     module = types.ModuleType("socket")
-    module.__dict__.update(socket.__dict__)
-    module.socket = tcp_socket
+    module.__dict__.update(socket.__dict__, socket=tcp_socket)
     uvicorn.config.socket = module
 
 
@@ -49,10 +48,10 @@ def main() -> None:
 
 
 LAUNCHER = """#!{python}
-# Written by flows.serve: uvicorn keeping TCP_NODELAY with several workers (uvicorn#3149).
-from flows.uvicorn_launcher import main
+# Written by flows.app.serve: uvicorn keeping TCP_NODELAY with several workers (uvicorn#3149).
+from flows.app.uvicorn_launcher import main
 
 if __name__ == "__main__":  # worker processes re-import this file under another name
     main()
 """
-"""The ``uvicorn`` script ``flows.serve`` writes (``{python}``: this interpreter)."""
+"""The ``uvicorn`` script ``flows.app.serve`` writes (``{python}``: this interpreter)."""
