@@ -86,7 +86,8 @@ def plain_run(settings: Settings, data: str, encoder: str, config: TrainingConfi
         result.raise_if_failed()
         snapshot = Warehouse(settings.warehouse_path).load(result.dataset, result.quarantine)
     with timed(t, "features"):
-        store = pipeline.prepare_run(settings, snapshot, config.protocol, config.seed)
+        store = pipeline.prepare_run(settings, snapshot, config.protocol, config.seed,
+                                     config.carves)
     with timed(t, "embed"):  # as tasks/embed.py: shards the cache lacks, then the run's matrix
         text_encoder = shared_encoder(EncoderConfig(name_or_path=encoder, device=settings.device))
         cache = EmbeddingCache(settings.warehouse_path)
@@ -110,10 +111,10 @@ def plain_run(settings: Settings, data: str, encoder: str, config: TrainingConfi
         return paths
 
     fused = [name for name in config.fused_sources if name in sources]
-    fit = train_all(fused, "fit")
+    carves = [train_all(fused, part) for part, _ in store.carves()[:config.carves]]
     with timed(t, "tune_fusion"):
-        fusion = pipeline.tune_fusion(store, fit, config.k, config.trials, config.seed).config
-    final_sources = train_all(fused, "train") if config.refit else fit
+        fusion = pipeline.tune_fusion(store, carves, config.k, config.trials, config.seed).config
+    final_sources = train_all(fused, "train") if config.refit else carves[0]
     baselines = train_all([n for n in sources if n in BASELINES], "train")
     with timed(t, "evaluate"):
         final = pipeline.evaluate_run(store, final_sources, baselines, fusion, config.k,

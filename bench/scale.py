@@ -121,7 +121,8 @@ def run_size(n: int, encoder: str, trials: int, home: Path, out: Path) -> dict:
                                                                result.quarantine)
         del dataset, result
         with monitor.stage("features"):
-            store = pipeline.prepare_run(settings, snapshot, config.protocol, config.seed)
+            store = pipeline.prepare_run(settings, snapshot, config.protocol, config.seed,
+                                         config.carves)
         facts["users"] = len(store.vocabularies()[0])
         with monitor.stage("embed"):
             _, embeddings = pipeline.embed_items(store, settings, encoder)
@@ -134,13 +135,16 @@ def run_size(n: int, encoder: str, trials: int, home: Path, out: Path) -> dict:
             with monitor.stage("tune_sources"):
                 config = config.model_copy(update={"sources": pipeline.tune_sources(
                     store, config.sources, options, config.source_trials, config.k)})
-        fit = {}
-        for name in config.fused_sources:
-            with monitor.stage(f"fit_{name}"):
-                fit[name] = pipeline.train_source(store, name, config.sources[name], "fit",
-                                                  options, embeddings)
+        carves: list[dict] = []
+        for part, _ in store.carves()[:config.carves]:
+            carves.append({})
+            for name in config.fused_sources:
+                with monitor.stage(f"fit_{name}"):
+                    carves[-1][name] = pipeline.train_source(store, name, config.sources[name],
+                                                             part, options, embeddings)
+        fit = carves[0]
         with monitor.stage("tune_fusion"):
-            tuned = pipeline.tune_fusion(store, fit, config.k, config.trials, config.seed)
+            tuned = pipeline.tune_fusion(store, carves, config.k, config.trials, config.seed)
         train = {}
         for name in config.fused_sources if config.refit else ():
             with monitor.stage(f"train_{name}"):

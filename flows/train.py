@@ -18,7 +18,7 @@ from flows.embed import embed
 from flows.evaluate import evaluate
 from recsys_core.config import get_settings
 from recsys_core.evaluation.report import RunReport, run_report
-from recsys_core.runstore import Part
+from recsys_core.runstore import Part, RunStore
 from recsys_core.training import BASELINES, TrainingConfig
 from tasks.evaluate import publish
 from tasks.ingest import ingest
@@ -61,7 +61,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
     with _timed(timings, "ingest"):
         ingested = ingest(data, data_docs)
     with _timed(timings, "features"):
-        prepared = prepare(ingested.snapshot_id, config.protocol, config.seed)
+        prepared = prepare(ingested.snapshot_id, config.protocol, config.seed, config.carves)
     run = prepared.run
     with _timed(timings, "embed"):
         embeddings = embed(run, encoder)
@@ -85,10 +85,10 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
     with _timed(timings, "tune_sources"):
         config = config.model_copy(update={"sources": tune_sources(
             run, config.sources, config.source_trials, config.seed, config.k)})
-    fit_sources = train_all(fused, "fit")
+    carve_sources = [train_all(fused, fit) for fit, _ in RunStore(run).carves()[:config.carves]]
     with _timed(timings, "tune_fusion"):
-        tuned = tune_fusion(run, fit_sources, config.k, config.trials, config.seed)
-    sources = train_all(fused, "train") if config.refit else fit_sources
+        tuned = tune_fusion(run, carve_sources, config.k, config.trials, config.seed)
+    sources = train_all(fused, "train") if config.refit else carve_sources[0]
     baselines = train_all([n for n in config.sources if n in BASELINES], "train")
     with _timed(timings, "evaluate"):
         evaluated = evaluate(run, sources, baselines, tuned.config, config.k, ingested.dataset,

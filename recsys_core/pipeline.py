@@ -30,7 +30,7 @@ from recsys_core.evaluation.limits import eval_users
 from recsys_core.evaluation.report import BestSingle, FusionSection, RunReport, build_report
 from recsys_core.evaluation.significance import paired_test
 from recsys_core.fusion.search import SPACES, tune_source
-from recsys_core.fusion.tuner import TuningResult, tune
+from recsys_core.fusion.tuner import Carve, TuningResult, tune
 from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
 from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.runstore import Part, RunStore
@@ -41,7 +41,8 @@ from recsys_core.warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
 
-def prepare_run(settings: Settings, snapshot_id: str, protocol: str, seed: int) -> RunStore:
+def prepare_run(settings: Settings, snapshot_id: str, protocol: str, seed: int,
+                carves: int = 1) -> RunStore:
     """Build features of a warehouse snapshot and split them into the run's parts.
 
     Args:
@@ -49,9 +50,10 @@ def prepare_run(settings: Settings, snapshot_id: str, protocol: str, seed: int) 
         snapshot_id: the snapshot to train on.
         protocol: evaluation protocol.
         seed: split seed.
+        carves: validation carves of the training part (``RunStore.prepare``).
     """
     features = build_features(Warehouse(settings.warehouse_path), snapshot_id)
-    return RunStore.prepare(features, protocol, seed, settings.runs_dir)
+    return RunStore.prepare(features, protocol, seed, settings.runs_dir, carves)
 
 
 def embed_items(store: RunStore, settings: Settings, encoder: str,
@@ -82,16 +84,13 @@ def train_source(store: RunStore, name: str, params: Mapping[str, Any], part: Pa
         store: the run.
         name: source name (see ``recsys_core.training.SOURCES``).
         params: the source's config fields.
-        part: ``fit`` (for tuning) or ``train`` (for the final model).
-        options: seed and device; validation data is taken from the run when training on
-            ``fit``.
+        part: a carve's fit part (for tuning) or ``train`` (for the final model).
+        options: seed and device.
         embeddings: item embeddings from ``embed_items`` (needed by content sources).
     """
     data = store.data(part, embeddings)
     if name in CONTENT_SOURCES and data.item_embeddings is None:
         raise ValueError(f"source {name!r} needs item embeddings; run the embedding stage first")
-    if part == "fit" and options.validation is None:
-        options = TrainOptions(options.seed, options.device, store.data("valid", embeddings))
     scorer = make_source(name, dict(params))
     if isinstance(scorer, ContentProjector):
         scorer = ContentProjector(scorer.config, als=_stored_als(store, part, scorer.config.als))
@@ -140,9 +139,10 @@ def size_plan(store: RunStore, config: TrainingConfig, large_run: int) -> Traini
 
     Sources over their size guard are dropped (``sized_sources``). Above ``large_run``
     training interactions the run also skips the per-source hyperparameter search (each
-    trial is a full fit) and the refit on ``train`` (the sources trained on ``fit`` for the
-    fusion tuner are the final ones, without the validation slice): together they more than
-    double the training time, for a gain that shrinks as the data grows.
+    trial is a full fit), tunes the fusion on one validation carve, and skips the refit on
+    ``train`` (the sources trained on ``fit`` for the fusion tuner are the final ones,
+    without the validation slice): together they more than double the training time, for a
+    gain that shrinks as the data grows.
 
     Args:
         store: the run.
@@ -152,10 +152,10 @@ def size_plan(store: RunStore, config: TrainingConfig, large_run: int) -> Traini
     """
     update: dict[str, Any] = {"sources": sized_sources(store, config.sources)}
     rows = store.meta["rows"]["train"]
-    if rows > large_run and (config.source_trials or config.refit):
-        log.warning("large run (%d training interactions > %d): no per-source search, no refit",
-                    rows, large_run)
-        update |= {"source_trials": 0, "refit": False}
+    if rows > large_run and (config.source_trials or config.refit or config.carves > 1):
+        log.warning("large run (%d training interactions > %d): no per-source search, one "
+                    "validation carve, no refit", rows, large_run)
+        update |= {"source_trials": 0, "refit": False, "carves": 1}
     return config.model_copy(update=update)
 
 
@@ -168,23 +168,25 @@ def load_sources(paths: Mapping[str, str | Path]) -> dict[str, Scorer]:
     return {name: RunStore.load_scorer(path) for name, path in paths.items()}
 
 
-def tune_fusion(store: RunStore, source_paths: Mapping[str, str | Path], k: int, trials: int,
-                seed: int) -> TuningResult:
-    """Tune fusion weights for sources trained on ``fit`` against ``valid``.
+def tune_fusion(store: RunStore, carve_paths: Sequence[Mapping[str, str | Path]], k: int,
+                trials: int, seed: int) -> TuningResult:
+    """Tune fusion weights on the run's validation carves.
 
     Args:
         store: the run.
-        source_paths: source name -> pickle of that source trained on ``fit``.
+        carve_paths: per carve (``RunStore.carves`` order), source name -> pickle of that
+            source trained on the carve's fit part.
         k: cut-off of the tuned metric.
         trials: Optuna trials.
         seed: sampler seed.
     """
-    sources = load_sources(source_paths)
-    fusion = WeightedFusion(FusionConfig(weights=dict.fromkeys(sources, 1.0)), sources)
-    fit = store.data("fit")
-    fusion.train(fit)
-    return tune(fusion, fit, store.data("valid"), k=k, trials=trials, seed=seed)
-
+    carves = []
+    for (fit_part, valid_part), paths in zip(store.carves(), carve_paths, strict=False):
+        sources = load_sources(paths)
+        fusion = WeightedFusion(FusionConfig(weights=dict.fromkeys(sources, 1.0)), sources)
+        fit = store.data(fit_part)
+        carves.append(Carve(fusion.train(fit), fit, store.data(valid_part)))
+    return tune(carves, k=k, trials=trials, seed=seed)
 
 
 def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],

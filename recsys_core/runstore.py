@@ -25,18 +25,21 @@ import polars as pl
 from recsys_core.data import schema as S
 from recsys_core.data.interactions import InteractionData
 from recsys_core.data.vocab import Vocabulary
-from recsys_core.evaluation.splits import split, validation_split
+from recsys_core.evaluation.splits import split, validation_carves
 from recsys_core.scoring import Scorer
 from recsys_core.warehouse.features import DOCUMENT, Features
 
-Part = Literal["train", "test", "fit", "valid"]
-PARTS: tuple[Part, ...] = ("train", "test", "fit", "valid")
+Part = Literal["train", "test", "fit", "valid", "fit2", "valid2", "fit3", "valid3"]
+PARTS: tuple[Part, ...] = ("train", "test", "fit", "valid", "fit2", "valid2", "fit3", "valid3")
+CARVES: tuple[tuple[Part, Part], ...] = (("fit", "valid"), ("fit2", "valid2"), ("fit3", "valid3"))
+"""(fit, valid) parts of each validation carve of ``train``, first carve first."""
+MAX_CARVES = len(CARVES)
 
 
-def run_key(snapshot_id: str, protocol: str, seed: int) -> str:
-    """A stable folder name for the run over one snapshot, protocol and seed."""
-    raw = f"{snapshot_id}|{protocol}|{seed}".encode()
-    return f"{protocol}-{hashlib.sha256(raw).hexdigest()[:16]}"
+def run_key(snapshot_id: str, protocol: str, seed: int, carves: int = 1) -> str:
+    """A stable folder name for the run over one snapshot, protocol, seed and carves."""
+    raw = f"{snapshot_id}|{protocol}|{seed}" + (f"|{carves}" if carves != 1 else "")
+    return f"{protocol}-{hashlib.sha256(raw.encode()).hexdigest()[:16]}"
 
 
 class RunStore:
@@ -53,8 +56,8 @@ class RunStore:
         return f"RunStore({self.folder})"
 
     @classmethod
-    def prepare(cls, features: Features, protocol: str, seed: int, root: str | Path
-                ) -> RunStore:
+    def prepare(cls, features: Features, protocol: str, seed: int, root: str | Path,
+                carves: int = 1) -> RunStore:
         """Split a snapshot's features by ``protocol`` and write the run's inputs.
 
         Args:
@@ -62,12 +65,17 @@ class RunStore:
             protocol: evaluation protocol name.
             seed: split seed.
             root: folder under which the run folder is created.
+            carves: validation carves of ``train`` (``evaluation.splits.validation_carves``),
+                at most ``MAX_CARVES``.
         """
-        store = cls(Path(root) / run_key(features.snapshot_id, protocol, seed))
+        if not 1 <= carves <= MAX_CARVES:
+            raise ValueError(f"carves must be in 1..{MAX_CARVES}, got {carves}")
+        store = cls(Path(root) / run_key(features.snapshot_id, protocol, seed, carves))
         test_split = split(features.interactions, protocol, seed)
-        valid_split = validation_split(test_split.train, protocol, seed)
-        parts: dict[Part, pl.DataFrame] = {"train": test_split.train, "test": test_split.test,
-                                           "fit": valid_split.train, "valid": valid_split.test}
+        parts: dict[Part, pl.DataFrame] = {"train": test_split.train, "test": test_split.test}
+        for (fit, valid), carve in zip(CARVES, validation_carves(test_split.train, protocol,
+                                                                 seed, carves), strict=False):
+            parts[fit], parts[valid] = carve.train, carve.test
         for part, frame in parts.items():
             store._write(store._part_name(part), frame.write_parquet)
         store._write("items.parquet", features.items.write_parquet)
@@ -75,8 +83,13 @@ class RunStore:
             json.dumps(features.user_vocab.ids.tolist())))
         store._write("meta.json", lambda p: Path(p).write_text(json.dumps({
             "snapshot_id": features.snapshot_id, "protocol": protocol, "seed": seed,
-            "rows": {part: frame.height for part, frame in parts.items()}})))
+            "rows": {part: frame.height for part, frame in parts.items()},
+            "carves": carves})))
         return store
+
+    def carves(self) -> list[tuple[Part, Part]]:
+        """The (fit, valid) parts of every validation carve this run holds."""
+        return list(CARVES[:self.meta.get("carves", 1)])
 
     @property
     def meta(self) -> dict:

@@ -52,12 +52,10 @@ class TrainOptions:
     Args:
         seed: random seed.
         device: torch / implicit device (``cpu`` or ``cuda``).
-        validation: held-out interactions for early stopping (never test data).
     """
 
     seed: int = 42
     device: str = "cpu"
-    validation: InteractionData | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +170,7 @@ class Scorer(ABC, Generic[C]):
 
         Args:
             data: training interactions (and content) over fixed vocabularies.
-            options: seed, device, validation data.
+            options: seed and device.
         """
         self.users, self.items = data.users, data.items
         self._fit(data, options or TrainOptions())

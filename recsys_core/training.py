@@ -14,6 +14,7 @@ from recsys_core.deep.projector import ContentProjector
 from recsys_core.deep.text_similarity import TextSimilarity
 from recsys_core.deep.user_encoder import UserEncoder
 from recsys_core.evaluation.splits import PROTOCOLS
+from recsys_core.runstore import MAX_CARVES
 from recsys_core.scoring import Scorer
 
 SOURCES: dict[str, type[Scorer]] = {
@@ -48,6 +49,9 @@ class TrainingConfig(BaseModel):
         sources: source name -> its config fields (defaults where empty).
         refit: after tuning on the validation split, retrain sources on the whole training
             split (the tuned weights are kept).
+        carves: validation carves of the training split the fusion is tuned on, each with
+            the sources trained on its own fit part (``evaluation.splits.validation_carves``);
+            the per-source search uses the first.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -59,6 +63,7 @@ class TrainingConfig(BaseModel):
     source_trials: int = Field(4, ge=0)
     sources: dict[str, dict[str, Any]] = Field(default_factory=_default_sources)
     refit: bool = True
+    carves: int = Field(2, ge=1, le=MAX_CARVES)
 
     @field_validator("protocol")
     @classmethod

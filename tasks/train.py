@@ -39,18 +39,20 @@ class TunedFusion(Result):
         validation_ndcg: its validation NDCG@k.
         single: each source alone, validation NDCG@k.
         trials: trials run.
+        per_carve: its validation NDCG@k on each carve.
     """
 
     config: FusionConfig
     validation_ndcg: float
     single: dict[str, float]
     trials: int
+    per_carve: list[float] = []
 
 
 @task(cache_policy=CACHED, **IO_RETRIES)
-def prepare(snapshot_id: str, protocol: str, seed: int) -> PreparedRun:
+def prepare(snapshot_id: str, protocol: str, seed: int, carves: int = 1) -> PreparedRun:
     """Build features of the snapshot (warehouse read) and split them; returns the run folder."""
-    store = pipeline.prepare_run(get_settings(), snapshot_id, protocol, seed)
+    store = pipeline.prepare_run(get_settings(), snapshot_id, protocol, seed, carves)
     users, items = store.vocabularies()
     rows = store.meta["rows"]
     get_run_logger().info("run %s: %d users, %d items; rows per part %s", store.folder.name,
@@ -83,11 +85,12 @@ def train_source(run: str, name: str, params: dict[str, Any], part: Part, seed: 
 
 
 @task(cache_policy=CACHED)
-def tune_fusion(run: str, sources: dict[str, str], k: int, trials: int, seed: int
+def tune_fusion(run: str, carves: list[dict[str, str]], k: int, trials: int, seed: int
                 ) -> TunedFusion:
-    """Tune the fusion on the validation part; returns the config and validation scores."""
-    result = pipeline.tune_fusion(RunStore(run), sources, k, trials, seed)
-    get_run_logger().info("fusion over %d trials %s: validation ndcg@%d %.4f, sources alone %s",
-                          result.trials, result.config.weights, k, result.ndcg, result.single)
+    """Tune the fusion on the validation carves; returns the config and validation scores."""
+    result = pipeline.tune_fusion(RunStore(run), carves, k, trials, seed)
+    get_run_logger().info("fusion over %d trials %s: validation ndcg@%d %.4f (per carve %s), "
+                          "sources alone %s", result.trials, result.config.weights, k,
+                          result.ndcg, result.per_carve, result.single)
     return TunedFusion(config=result.config, validation_ndcg=result.ndcg, single=result.single,
-                       trials=result.trials)
+                       trials=result.trials, per_carve=list(result.per_carve))

@@ -12,6 +12,7 @@ from recsys_core.cf.ease import EASE, EASEConfig
 from recsys_core.cf.fold_in import als_gram, als_user_factors
 from recsys_core.cf.implicit_models import ALS, BPR, ALSConfig, BPRConfig, ItemKNN
 from recsys_core.cf.popular import MostPop
+from recsys_core.deep.graph import LMGraph, LMGraphConfig
 from recsys_core.deep.projector import ContentProjector, ContentProjectorConfig
 from recsys_core.deep.text_similarity import TextSimilarity, TextSimilarityConfig
 from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig
@@ -42,15 +43,17 @@ def make(name: str) -> Scorer:
         "projector": lambda: ContentProjector(ContentProjectorConfig(
             als=ALSConfig(factors=8, iterations=15), hidden=16, max_epochs=30)),
         "user_encoder": lambda: UserEncoder(UserEncoderConfig(
-            hidden=32, epochs=15, batch_size=16, lr=1e-2, negatives=32)),
+            dim=32, blocks=1, max_len=20, text_hidden=32, epochs=15, batch_size=16, lr=1e-2)),
+        "graph": lambda: LMGraph(LMGraphConfig(dim=16, hidden=32, epochs=30, batch_size=64,
+                                               lr=5e-3, negatives=16)),
         "mostpop": lambda: MostPop(),
     }[name]()
 
 
 @pytest.fixture(scope="module")
 def trained(board: Checkerboard) -> dict[str, Scorer]:
-    names = ["als", "itemknn", "ease", "text", "text_recency", "projector", "user_encoder",
-             "mostpop"]
+    names = ["als", "itemknn", "ease", "text", "text_recency", "projector", "graph",
+             "user_encoder", "mostpop"]
     return {name: make(name).train(board.data, TrainOptions(seed=3)) for name in names}
 
 
@@ -64,7 +67,8 @@ def own_histories(board: Checkerboard, users: list[str]) -> History:
     return History.of(sequences, data.n_items, weights)
 
 
-PERSONAL = ["als", "itemknn", "ease", "text", "text_recency", "projector", "user_encoder"]
+PERSONAL = ["als", "itemknn", "ease", "text", "text_recency", "projector", "graph",
+            "user_encoder"]
 
 
 @pytest.mark.parametrize("name", PERSONAL)
@@ -132,7 +136,7 @@ def test_cold_items_cf_sources_cannot_score_content_sources_can(board, trained) 
     for name in ("als", "itemknn", "ease"):
         assert np.isnan(trained[name].fold_in_indices(some_user)[0, cold])
         assert np.isnan(trained[name].fold_in_indices(only_cold)).all()
-    for name in ("text", "projector", "user_encoder"):
+    for name in ("text", "projector", "graph", "user_encoder"):
         assert np.isfinite(trained[name].fold_in_indices(some_user)[0, cold])
         assert np.isfinite(trained[name].fold_in_indices(only_cold)).all()
 
@@ -199,9 +203,3 @@ def test_pickled_sources_still_fold_in_and_retraining_refreshes_als_cache(board)
     np.testing.assert_allclose(copy.fold_in_indices(history), first, rtol=1e-5)
     als.train(board.data, TrainOptions(seed=2))
     assert not np.allclose(als.fold_in_indices(history), first, equal_nan=True)
-
-
-def test_user_encoder_pickled_before_fold_in_existed_scores_nan(board, trained) -> None:
-    old = pickle.loads(pickle.dumps(trained["user_encoder"]))
-    del old.__dict__["input_vectors"]
-    assert np.isnan(old.fold_in_indices(own_histories(board, ["u0"]))).all()

@@ -205,7 +205,7 @@ class _Graph:
         adjacency = sp.bmat([[None, norm], [norm.T, None]]).tocoo()
         self.adjacency = torch.sparse_coo_tensor(
             np.stack([adjacency.row, adjacency.col]), adjacency.data.astype(np.float32),
-            adjacency.shape).coalesce().to(device)
+            adjacency.shape, check_invariants=False).coalesce().to(device)
         self.n_users = n_users
 
     def propagate(self, mlp: nn.Module, layers: int) -> tuple[torch.Tensor, torch.Tensor]:

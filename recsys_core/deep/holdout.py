@@ -9,11 +9,15 @@ and one trained on the whole training part are trained alike.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 MIN_ITEMS = 3
 """Users need this many items to lend one to the holdout (two stay in training)."""
@@ -111,8 +115,13 @@ def train_epochs(epochs: int, run_epoch: Callable[[int], None],
     """
     epoch = 0
     for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
         run_epoch(epoch)
-        if check is not None and stopper.step(check()):
+        if check is None:
+            continue
+        value = check()
+        log.debug("epoch %d: holdout %.4f (%.1fs)", epoch, value, time.perf_counter() - started)
+        if stopper.step(value):
             break
     stopper.restore()
     return epoch

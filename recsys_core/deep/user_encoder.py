@@ -303,16 +303,23 @@ class _Trainer:
         return value
 
     def _step(self, window: torch.Tensor) -> None:
+        # bf16 autocast on CUDA (tensor cores); the CPU keeps fp32 (exact, reproducible).
+        with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
+            loss = self._loss(window)
+        self.optimiser.zero_grad()
+        loss.backward()
+        self.optimiser.step()
+
+    def _loss(self, window: torch.Tensor) -> torch.Tensor:
         c = self.c
         targets = self.slot[window[:, 1:]]
         mask = targets >= 0
         if self.full:  # every warm item is a candidate; windows hold warm items only
             needed = self.warm
         else:
-            pick = torch.multinomial(self.q, c.negatives, replacement=True,
-                                     generator=self.gen).to(self.device)
-            needed = torch.unique(torch.cat([window[window < self.n_items],
-                                             self.warm[pick]]))
+            negatives = self.warm[torch.multinomial(self.q, c.negatives, replacement=True,
+                                                    generator=self.gen).to(self.device)]
+            needed = torch.unique(torch.cat([window[window < self.n_items], negatives]))
         keep = (torch.rand(len(needed), generator=self.gen) >= c.id_dropout).float()
         vectors = self.net.items(self.text[needed], needed, keep.to(self.device))
         # Row of each item in ``vectors`` (padding -> the appended zero row).
@@ -323,10 +330,12 @@ class _Trainer:
         targets = targets[mask]
         if self.full:
             logits = states @ vectors.T  # ``needed`` is ``warm``: columns are softmax slots
-        else:  # candidates are unique, so the target has one column and no accidental hit
-            logits = states @ vectors.T - self.log_q[self.slot[needed]]
-            targets = row[self.warm[targets]]
-        loss = nn.functional.cross_entropy(logits, targets)
-        self.optimiser.zero_grad()
-        loss.backward()
-        self.optimiser.step()
+        else:  # the target against the shared negatives, each logQ-corrected
+            items = self.warm[targets]
+            positive = (states * vectors[row[items]]).sum(dim=1, keepdim=True)
+            negative = states @ vectors[row[negatives]].T
+            negative = negative.masked_fill(negatives[None, :] == items[:, None], -torch.inf)
+            logits = torch.cat([positive - self.log_q[targets, None],
+                                negative - self.log_q[self.slot[negatives]]], dim=1)
+            targets = torch.zeros(len(targets), dtype=torch.long, device=self.device)
+        return nn.functional.cross_entropy(logits.float(), targets)

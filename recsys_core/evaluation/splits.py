@@ -200,6 +200,40 @@ def validation_split(train_frame: pl.DataFrame, protocol: str, seed: int = 42,
     return split(train_frame, protocol, seed, fraction)
 
 
+ROLLING = ("temporal", "leave_last")
+"""Protocols whose split has no randomness: their further carves roll back in time."""
+
+
+def validation_carves(train_frame: pl.DataFrame, protocol: str, seed: int = 42, carves: int = 1
+                      ) -> list[Split]:
+    """Several validation splits of the training data, for a tuner whose choice must transfer.
+
+    The first is ``validation_split``. For a random protocol (``stratified``,
+    ``cold_items``) carve ``c`` is the same split with seed ``seed + c``; for ``temporal``
+    and ``leave_last`` it is the protocol applied again to the previous carve's fit part, so
+    it validates on the interactions just before the previous validation ones (each user's
+    second-to-last training item, and so on).
+
+    Args:
+        train_frame: the ``train`` frame of the test split.
+        protocol: the protocol the test split used.
+        seed: random seed of the first carve.
+        carves: how many carves (at least 1).
+
+    Returns:
+        ``carves`` splits, each ``Split(train=fit part, test=validation part)``.
+    """
+    if carves < 1:
+        raise ValueError(f"carves must be >= 1, got {carves}")
+    out = [validation_split(train_frame, protocol, seed)]
+    for carve in range(1, carves):
+        if protocol in ROLLING:
+            out.append(validation_split(out[-1].train, protocol, seed))
+        else:
+            out.append(validation_split(train_frame, protocol, seed + carve))
+    return out
+
+
 def _partition(marked: pl.DataFrame, protocol: str) -> Split:
     train = marked.filter(~pl.col(_IS_TEST)).drop(_IS_TEST)
     test = marked.filter(pl.col(_IS_TEST)).drop(_IS_TEST)

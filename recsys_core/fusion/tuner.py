@@ -1,8 +1,10 @@
 """Fusion tuner: Optuna over the fusion weights, normaliser and missing-value rule.
 
-Tuning uses a validation split carved from the training data only, never test data. Every
-source's scores for the validation users are computed once (and normalised once per
-normaliser), so a trial costs one weighted sum and one top-k. After the Optuna study, a few
+Tuning uses validation splits carved from the training data only, never test data: one or
+more carves, each with sources trained on its own fit part, so the chosen weights must hold
+on every carve rather than on one sample of users. Every source's scores for the validation
+users are computed once per carve (and normalised once per normaliser), so a trial costs one
+weighted sum and one top-k per carve. After the Optuna study, a few
 sweeps of coordinate ascent refine the best weights one source at a time (TPE samples many
 weights at once and gets coarse with six or more sources).
 """
@@ -10,7 +12,7 @@ weights at once and gets coarse with six or more sources).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,62 +35,107 @@ MIN_GAIN_SE = 2.0  # a kept gain must clear this many standard errors (see ``cle
 
 
 @dataclass(frozen=True)
+class Carve:
+    """One validation carve: sources trained on its fit part, scored on its validation.
+
+    Args:
+        fusion: fusion whose sources were trained on ``fit``.
+        fit: the training part the sources saw (its items are excluded as seen).
+        validation: held-out interactions over the same vocabularies.
+    """
+
+    fusion: WeightedFusion
+    fit: InteractionData
+    validation: InteractionData
+
+
+@dataclass(frozen=True)
 class TuningResult:
     """The chosen fusion config and what it scored on validation.
 
     Args:
         config: best fusion config.
-        ndcg: its validation NDCG@k.
-        single: each source alone (z-scored), validation NDCG@k.
+        ndcg: its validation NDCG@k over every carve's users.
+        single: each source alone (z-scored), validation NDCG@k over every carve's users.
         trials: number of trials run.
+        per_carve: the chosen config's validation NDCG@k on each carve.
     """
 
     config: FusionConfig
     ndcg: float
     single: dict[str, float]
     trials: int
+    per_carve: tuple[float, ...] = ()
 
 
-def tune(fusion: WeightedFusion, fit: InteractionData, validation: InteractionData, k: int = 10,
-         trials: int = 30, seed: int = 42, min_gain_se: float = MIN_GAIN_SE) -> TuningResult:
-    """Choose fusion weights that maximise NDCG@k on ``validation``.
+PerUser = list[np.ndarray]
+"""Per-user values, one array per carve."""
 
-    The study starts from every source alone and from equal weights. The validation split is
-    small (a few hundred users on small data), so gains are only kept when they clear the
-    noise: the Optuna winner replaces the best single source, and each coordinate-ascent step
-    replaces the current weights, only when its mean per-user NDCG gain exceeds
-    ``min_gain_se`` standard errors of the paired per-user differences. The result is never
-    worse on validation than the best single source.
+
+class _Objective:
+    """Per-user NDCG@k of fusion configs on every carve; scores computed once per carve."""
+
+    def __init__(self, carves: Sequence[Carve], k: int, seed: int) -> None:
+        self.k, self.parts = k, []
+        names = list(carves[0].fusion.sources)
+        for carve in carves:
+            if list(carve.fusion.sources) != names:
+                raise ValueError("every carve must fuse the same sources")
+            fit, validation = carve.fit, carve.validation
+            rows = np.flatnonzero(np.diff(validation.matrix.indptr) > 0)
+            cap = max(1, MAX_CELLS // max(1, fit.n_items * len(names) * len(NORMALISERS)
+                                          * len(carves)))
+            if len(rows) > cap:
+                rows = np.sort(np.random.default_rng(seed).choice(rows, cap, replace=False))
+            if len(rows) == 0:
+                raise ValueError("validation split has no users with interactions")
+            users = fit.users.id(rows)
+            raw = {name: carve.fusion.sources[name].score(users).values for name in names}
+            normed = {method: {name: normalise(values, method) for name, values in raw.items()}
+                      for method in NORMALISERS}
+            self.parts.append((fit, rows, normed, validation.matrix[rows]))
+        self.names = names
+
+    @property
+    def users(self) -> int:
+        """Validation users over all carves."""
+        return sum(len(rows) for _, rows, _, _ in self.parts)
+
+    def __call__(self, config: FusionConfig) -> PerUser:
+        out = []
+        for fit, rows, normed, relevant in self.parts:
+            fused = combine_normalised(normed[config.normaliser], config)
+            exclude_seen(fused, fit.matrix, rows)
+            out.append(per_user(top_k(fused, self.k), relevant, self.k)["ndcg"])
+        return out
+
+
+def tune(carves: Sequence[Carve], k: int = 10, trials: int = 30, seed: int = 42,
+         min_gain_se: float = MIN_GAIN_SE) -> TuningResult:
+    """Choose fusion weights that maximise NDCG@k on every carve's validation part.
+
+    Each carve's sources were trained on its own fit part, so a weight that wins only
+    because of one carve's sample of users does not survive: the objective is the NDCG over
+    the users of all carves, and a gain is only kept when it clears the noise on all of them
+    together and holds on each one (``clears``). The study starts from every source alone
+    and from equal weights; the Optuna winner replaces the best single source, and each
+    coordinate-ascent step replaces the current weights, only when it clears. The result is
+    never worse on validation than the best single source.
 
     Args:
-        fusion: fusion whose sources were trained on ``fit``.
-        fit: the training part the sources saw (its items are excluded as seen).
-        validation: held-out interactions over the same vocabularies.
+        carves: the validation carves (at least one).
         k: cut-off of the tuned metric.
         trials: Optuna trials (beyond the seeded ones).
         seed: sampler seed.
         min_gain_se: standard errors a gain must clear to be kept (0: any strict gain).
     """
-    names = list(fusion.sources)
-    rows = np.flatnonzero(np.diff(validation.matrix.indptr) > 0)
-    cap = max(1, MAX_CELLS // max(1, fit.n_items * len(names) * len(NORMALISERS)))
-    if len(rows) > cap:
-        rows = np.sort(np.random.default_rng(seed).choice(rows, cap, replace=False))
-    if len(rows) == 0:
-        raise ValueError("validation split has no users with interactions")
-    users = fit.users.id(rows)
-    raw = {name: fusion.sources[name].score(users).values for name in names}
-    normed = {method: {name: normalise(values, method) for name, values in raw.items()}
-              for method in NORMALISERS}
-    relevant = validation.matrix[rows]
-
-    def per_user_ndcg(config: FusionConfig) -> np.ndarray:
-        fused = combine_normalised(normed[config.normaliser], config)
-        exclude_seen(fused, fit.matrix, rows)
-        return per_user(top_k(fused, k), relevant, k)["ndcg"]
+    if not carves:
+        raise ValueError("tune needs at least one carve")
+    per_user_ndcg = _Objective(carves, k, seed)
+    names = per_user_ndcg.names
 
     def ndcg(config: FusionConfig) -> float:
-        return float(per_user_ndcg(config).mean())
+        return _mean(per_user_ndcg(config))
 
     singles = {name: FusionConfig(weights={name: 1.0}) for name in names}
     single = {name: ndcg(config) for name, config in singles.items()}
@@ -120,31 +167,45 @@ def tune(fusion: WeightedFusion, fit: InteractionData, validation: InteractionDa
     if not clears(values, anchor_values, min_gain_se):
         config, values = anchor, anchor_values  # the study's gain is within noise
     config, values = refine(config, values, per_user_ndcg, min_gain_se=min_gain_se)
-    value = float(np.mean(values))
-    log.info("fusion tuned on %d validation users: ndcg@%d %.4f (optuna %.4f, best single "
-             "%s %.4f)", len(rows), k, value, study.best_value, top, single[top])
-    return TuningResult(config, value, single, len(study.trials))
+    log.info("fusion tuned on %d validation users over %d carves: ndcg@%d %.4f (optuna %.4f, "
+             "best single %s %.4f)", per_user_ndcg.users, len(carves), k, _mean(values),
+             study.best_value, top, single[top])
+    return TuningResult(config, _mean(values), single, len(study.trials),
+                        tuple(float(np.mean(v)) for v in values))
 
 
-def clears(values: np.ndarray | float, current: np.ndarray | float, min_gain_se: float
-           ) -> bool:
+def _mean(values: PerUser) -> float:
+    return float(np.concatenate(values).mean())
+
+
+def clears(values: PerUser | np.ndarray | float, current: PerUser | np.ndarray | float,
+           min_gain_se: float) -> bool:
     """Whether ``values`` beat ``current`` by more than ``min_gain_se`` paired standard errors.
 
+    With several carves the paired differences of all their users count together, and the
+    mean gain must also be positive on every carve.
+
     Args:
-        values: per-user metric of the candidate (or one number).
-        current: per-user metric of the incumbent, same users (or one number).
+        values: per-user metric of the candidate, one array per carve (or one array, or one
+            number).
+        current: per-user metric of the incumbent, same users (same shapes).
         min_gain_se: required gain in standard errors of the mean paired difference; with
             one number (no spread) any strict gain clears.
     """
-    diff = np.atleast_1d(np.asarray(values, dtype=np.float64) - np.asarray(current))
+    new = values if isinstance(values, list) else [values]
+    old = current if isinstance(current, list) else [current]
+    parts = [np.atleast_1d(np.asarray(a, dtype=np.float64) - np.asarray(b))
+             for a, b in zip(new, old, strict=True)]
+    diff = np.concatenate(parts)
     gain = float(diff.mean())
     se = float(diff.std(ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else 0.0
-    return gain > 0 and gain > min_gain_se * se
+    return gain > 0 and gain > min_gain_se * se and all(p.mean() > 0 for p in parts)
 
 
-def refine(config: FusionConfig, value: np.ndarray | float,
-           objective: Callable[[FusionConfig], np.ndarray | float], sweeps: int = SWEEPS,
-           min_gain_se: float = 0.0) -> tuple[FusionConfig, np.ndarray | float]:
+def refine(config: FusionConfig, value: PerUser | np.ndarray | float,
+           objective: Callable[[FusionConfig], PerUser | np.ndarray | float],
+           sweeps: int = SWEEPS, min_gain_se: float = 0.0
+           ) -> tuple[FusionConfig, PerUser | np.ndarray | float]:
     """Coordinate ascent on the weights: scale one weight at a time, keep clear gains.
 
     A zero weight is tried at a small share of the largest weight instead of scaled. Among a
@@ -152,8 +213,9 @@ def refine(config: FusionConfig, value: np.ndarray | float,
 
     Args:
         config: the starting config.
-        value: its objective value (per-user values, or their mean).
-        objective: config -> per-user values (or one number) to maximise on average.
+        value: its objective value (per-user values per carve, per-user values, or their
+            mean).
+        objective: config -> values of the same shape, to maximise on average.
         sweeps: passes over the sources.
         min_gain_se: see ``clears``.
     """
@@ -170,10 +232,14 @@ def refine(config: FusionConfig, value: np.ndarray | float,
                 if not any(trial.weights.values()):
                     continue
                 score = objective(trial)
-                if best_score is None or np.mean(score) > np.mean(best_score):
+                if best_score is None or _pooled(score) > _pooled(best_score):
                     best_trial, best_score = trial, score
             if best_trial is not None and clears(best_score, value, min_gain_se):
                 config, value, improved = best_trial, best_score, True
         if not improved:
             break
-    return config, (value if np.ndim(value) else float(value))
+    return config, (value if isinstance(value, list) or np.ndim(value) else float(value))
+
+
+def _pooled(values: PerUser | np.ndarray | float) -> float:
+    return _mean(values) if isinstance(values, list) else float(np.mean(values))

@@ -179,3 +179,27 @@ def test_empty_frame(frame_factory, random_frame) -> None:
     for protocol in PROTOCOLS:
         part = splits.split(empty, protocol)
         assert part.train.height == 0 and part.test.height == 0
+
+
+def test_leave_last_carves_roll_back_one_interaction_each(frame_factory) -> None:
+    frame = frame_factory([("u1", "a", 1, 1.0), ("u1", "b", 2, 1.0), ("u1", "c", 3, 1.0),
+                           ("u1", "d", 4, 1.0), ("u2", "x", 1, 1.0), ("u2", "y", 2, 1.0)])
+    first, second = splits.validation_carves(frame, "leave_last", carves=2)
+    assert pairs(first.test) == {("u1", "d"), ("u2", "y")}
+    assert pairs(second.test) == {("u1", "c")}  # u2 has one item left: it stays in fit
+    assert pairs(second.train) == {("u1", "a"), ("u1", "b"), ("u2", "x")}
+
+
+@pytest.mark.parametrize("protocol", ["stratified", "cold_items"])
+def test_random_carves_draw_with_the_next_seeds(random_frame, protocol) -> None:
+    carves = splits.validation_carves(random_frame, protocol, seed=3, carves=3)
+    for offset, carve in enumerate(carves):
+        expected = splits.validation_split(random_frame, protocol, seed=3 + offset)
+        assert pairs(carve.test) == pairs(expected.test)
+        assert_partition(random_frame, carve)
+    assert len({frozenset(pairs(c.test)) for c in carves}) == 3
+
+
+def test_carves_need_at_least_one() -> None:
+    with pytest.raises(ValueError, match="carves"):
+        splits.validation_carves(pl.DataFrame(), "stratified", carves=0)

@@ -27,7 +27,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> RunStore:
     result = validate_dataset(data, 0.2)
     warehouse = Warehouse(tmp_path_factory.mktemp("wh") / "w.duckdb")
     features = build_features(warehouse, warehouse.load(result.dataset, result.quarantine))
-    return RunStore.prepare(features, "stratified", 42, tmp_path_factory.mktemp("runs"))
+    return RunStore.prepare(features, "stratified", 42, tmp_path_factory.mktemp("runs"),
+                            carves=2)
 
 
 def test_search_starts_from_the_given_params_and_never_scores_below_them(store) -> None:
@@ -64,12 +65,14 @@ def _tune(store: RunStore) -> tuple[dict, dict, float]:
     options = TrainOptions(seed=3)
     params = pipeline.tune_sources(store, SOURCES, options, trials=3, k=5)
     fused = [n for n in params if n != "mostpop"]
-    paths = {n: pipeline.train_source(store, n, params[n], "fit", options) for n in fused}
-    tuned = pipeline.tune_fusion(store, paths, 5, trials=6, seed=3)
+    carves = [{n: pipeline.train_source(store, n, params[n], fit, options) for n in fused}
+              for fit, _ in store.carves()]
+    tuned = pipeline.tune_fusion(store, carves, 5, trials=6, seed=3)
+    assert len(tuned.per_carve) == 2
     return params, tuned.config.model_dump(), tuned.ndcg
 
 
-def test_tuning_never_reads_the_test_part(store, tmp_path) -> None:
+def test_tuning_on_every_carve_never_reads_the_test_part(store, tmp_path) -> None:
     before = _tune(store)
     altered = RunStore(shutil.copytree(store.folder, tmp_path / "altered"))
     test = altered.frame("test")
@@ -106,3 +109,15 @@ def test_cold_item_validation_searches_nothing(store, tmp_path, monkeypatch) -> 
     assert pipeline.tune_sources(cold, SOURCES, TrainOptions(), trials=3, k=5) == SOURCES
     with pytest.raises(AssertionError, match="searched"):
         pipeline.tune_sources(store, SOURCES, TrainOptions(), trials=3, k=5)
+
+
+def test_carves_validate_on_other_users_items_and_never_on_test(store) -> None:
+    def pairs(part: str) -> set[tuple[str, str]]:
+        frame = store.frame(part)
+        return set(zip(frame[S.USER_ID].to_list(), frame[S.ITEM_ID].to_list(), strict=True))
+
+    train, test = pairs("train"), pairs("test")
+    for fit, valid in store.carves():
+        assert pairs(fit) | pairs(valid) == train and not pairs(fit) & pairs(valid)
+        assert not pairs(valid) & test
+    assert pairs("valid") != pairs("valid2")

@@ -6,7 +6,7 @@ import pytest
 from recsys_core.data.interactions import InteractionData
 from recsys_core.evaluation.metrics import per_user
 from recsys_core.evaluation.ranking import exclude_seen, top_k
-from recsys_core.fusion.tuner import clears, refine, tune
+from recsys_core.fusion.tuner import Carve, clears, refine, tune
 from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
 from tests.fusion.helpers import FixedScorer, make_data, matrix_of
 
@@ -56,7 +56,7 @@ def ndcg_on(fusion: WeightedFusion, config: FusionConfig, fit: InteractionData,
 def test_informative_source_outweighs_noise(parts) -> None:
     fit, val, _ = parts
     fusion = fused({"noise": oracle(val, 0.0, seed=1), "signal": oracle(val, 2.0, seed=2)}, fit)
-    result = tune(fusion, fit, val, k=K, trials=TRIALS, seed=0)
+    result = tune([Carve(fusion, fit, val)], k=K, trials=TRIALS, seed=0)
     assert result.single["signal"] > result.single["noise"] + 0.3
     assert result.config.weights["signal"] > result.config.weights["noise"]
     assert result.ndcg >= max(result.single.values())
@@ -72,7 +72,7 @@ def test_tuner_scores_on_the_validation_it_is_given_not_test(parts) -> None:
     fit, val, test = parts
     fusion = fused({"knows_val": oracle(val, 3.0, seed=3),
                     "knows_test": oracle(test, 3.0, seed=4)}, fit)
-    on_val = tune(fusion, fit, val, k=K, trials=TRIALS, seed=0)
+    on_val = tune([Carve(fusion, fit, val)], k=K, trials=TRIALS, seed=0)
     assert on_val.config.weights["knows_val"] > on_val.config.weights["knows_test"]
     val_score = ndcg_on(fusion, on_val.config, fit, val)
     test_score = ndcg_on(fusion, on_val.config, fit, test)
@@ -80,7 +80,7 @@ def test_tuner_scores_on_the_validation_it_is_given_not_test(parts) -> None:
     assert test_score < val_score - 0.3  # the two held-out sets disagree, and it used val
     assert on_val.single["knows_val"] > on_val.single["knows_test"]
     # the same sources tuned on the other set make the opposite choice
-    on_test = tune(fusion, fit, test, k=K, trials=TRIALS, seed=0)
+    on_test = tune([Carve(fusion, fit, test)], k=K, trials=TRIALS, seed=0)
     assert on_test.config.weights["knows_test"] > on_test.config.weights["knows_val"]
     assert on_test.ndcg == pytest.approx(ndcg_on(fusion, on_test.config, fit, test), abs=1e-9)
 
@@ -90,7 +90,7 @@ def test_seen_items_are_excluded_while_tuning(parts) -> None:
     # ranks every training item above the validation items: perfect only if seen are dropped
     seen_first = (10.0 * fit.matrix.toarray() + 5.0 * val.matrix.toarray()).astype(np.float32)
     fusion = fused({"seen_first": seen_first, "noise": oracle(val, 0.0, seed=5)}, fit)
-    result = tune(fusion, fit, val, k=K, trials=2, seed=0)
+    result = tune([Carve(fusion, fit, val)], k=K, trials=2, seed=0)
     assert result.single["seen_first"] == pytest.approx(1.0)
     assert result.ndcg == pytest.approx(1.0)
 
@@ -98,8 +98,8 @@ def test_seen_items_are_excluded_while_tuning(parts) -> None:
 def test_same_seed_same_result(parts) -> None:
     fit, val, _ = parts
     fusion = fused({"a": oracle(val, 1.0, seed=6), "b": oracle(val, 0.5, seed=7)}, fit)
-    first = tune(fusion, fit, val, k=K, trials=TRIALS, seed=3)
-    again = tune(fusion, fit, val, k=K, trials=TRIALS, seed=3)
+    first = tune([Carve(fusion, fit, val)], k=K, trials=TRIALS, seed=3)
+    again = tune([Carve(fusion, fit, val)], k=K, trials=TRIALS, seed=3)
     assert first.config == again.config and first.ndcg == again.ndcg
 
 
@@ -108,7 +108,7 @@ def test_empty_validation_raises(parts) -> None:
     fusion = fused({"a": oracle(val, 1.0, seed=6)}, fit)
     empty = fit.with_matrix(matrix_of(N_USERS, N_ITEMS, []))
     with pytest.raises(ValueError, match="no users"):
-        tune(fusion, fit, empty, k=K, trials=1)
+        tune([Carve(fusion, fit, empty)], k=K, trials=1)
 
 
 def test_refine_climbs_one_weight_at_a_time_and_keeps_only_gains() -> None:
@@ -164,8 +164,8 @@ def test_refine_rejects_gains_within_noise() -> None:
 def test_a_weak_gain_over_the_best_single_source_is_not_kept(parts) -> None:
     fit, val, _ = parts
     fusion = fused({"signal": oracle(val, 1.5, seed=8), "noise": oracle(val, 0.0, seed=9)}, fit)
-    loose = tune(fusion, fit, val, k=K, trials=TRIALS, seed=0, min_gain_se=0.0)
-    strict = tune(fusion, fit, val, k=K, trials=TRIALS, seed=0, min_gain_se=50.0)
+    loose = tune([Carve(fusion, fit, val)], k=K, trials=TRIALS, seed=0, min_gain_se=0.0)
+    strict = tune([Carve(fusion, fit, val)], k=K, trials=TRIALS, seed=0, min_gain_se=50.0)
     assert strict.config.weights == {"signal": 1.0, "noise": 0.0}
     assert strict.ndcg == pytest.approx(strict.single["signal"])
     assert loose.ndcg > strict.ndcg  # the lucky noise mix wins on validation when allowed
