@@ -96,15 +96,15 @@ class LMGraph(Scorer[LMGraphConfig]):
     """
 
     name = "graph"
+    mlp: nn.Sequential
+    item_layers: np.ndarray
+    item_degree: np.ndarray
+    item_vectors: np.ndarray
+    user_vectors: np.ndarray
+    text: np.ndarray
 
     def __init__(self, config: LMGraphConfig | None = None) -> None:
         super().__init__(config or LMGraphConfig())
-        self.mlp: nn.Sequential | None = None
-        self.item_layers: np.ndarray | None = None
-        self.item_degree: np.ndarray | None = None
-        self.item_vectors: np.ndarray | None = None
-        self.user_vectors: np.ndarray | None = None
-        self.text: np.ndarray | None = None
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         c = self.config
@@ -153,7 +153,7 @@ class LMGraph(Scorer[LMGraphConfig]):
                 loss.backward()
                 optimiser.step()
 
-        def check() -> float:
+        def check(holdout: Holdout) -> float:
             self.mlp.eval()
             with torch.no_grad():
                 users, layers = graph.propagate(self.mlp, c.layers)
@@ -164,7 +164,8 @@ class LMGraph(Scorer[LMGraphConfig]):
             return value
 
         stopper = EarlyStopping(self.mlp, c.patience)
-        return train_epochs(c.epochs, run_epoch, None if holdout is None else check, stopper)
+        return train_epochs(c.epochs, run_epoch,
+                            None if holdout is None else (lambda: check(holdout)), stopper)
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         users = self.user_vectors[user_index]
@@ -197,31 +198,39 @@ class _Graph:
         n_users, n_items = matrix.shape
         user_degree = np.asarray(matrix.sum(axis=1)).ravel()
         item_degree = np.asarray(matrix.sum(axis=0)).ravel()
-        mean_text = (matrix @ text) / np.maximum(user_degree, 1)[:, None]
-        self.inputs = torch.from_numpy(np.vstack([mean_text, text]).astype(np.float32)
-                                       ).to(device)
+        self.text = torch.from_numpy(np.ascontiguousarray(text, dtype=np.float32)).to(device)
+        self.mean = _sparse(sp.diags(1.0 / np.maximum(user_degree, 1)) @ matrix, device)
         norm = (sp.diags(1.0 / np.sqrt(np.maximum(user_degree, 1))) @ matrix
-                @ sp.diags(1.0 / np.sqrt(np.maximum(item_degree, 1)))).tocoo()
-        adjacency = sp.bmat([[None, norm], [norm.T, None]]).tocoo()
-        self.adjacency = torch.sparse_coo_tensor(
-            np.stack([adjacency.row, adjacency.col]), adjacency.data.astype(np.float32),
-            adjacency.shape, check_invariants=False).coalesce().to(device)
+                @ sp.diags(1.0 / np.sqrt(np.maximum(item_degree, 1))))
+        self.adjacency = _sparse(sp.bmat([[None, norm], [norm.T, None]]), device)
         self.n_users = n_users
 
-    def propagate(self, mlp: nn.Module, layers: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def propagate(self, mlp: nn.Sequential, layers: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean-of-hops user vectors (n_users, dim) and every hop's item vectors.
 
+        A user's input is the mean of their items' text embeddings. The MLP's first layer is
+        affine, so it maps that mean to the mean of the items' first-layer outputs: one
+        sparse product over the user's items instead of a dense pass per user.
+
         Args:
-            mlp: the map from text into the CF space.
+            mlp: the map from text into the CF space (``make_mlp``: Linear first).
             layers: hops.
         """
-        hop = mlp(self.inputs)
+        first = mlp[0](self.text)
+        hop = mlp[1:](torch.cat([torch.sparse.mm(self.mean, first), first]))
         hops = [hop]
         for _ in range(layers):
             hop = torch.sparse.mm(self.adjacency, hop)
             hops.append(hop)
         stacked = torch.stack(hops)
         return stacked[:, :self.n_users].mean(dim=0), stacked[:, self.n_users:]
+
+
+def _sparse(matrix: sp.csr_matrix | sp.coo_matrix, device: torch.device) -> torch.Tensor:
+    coo = matrix.tocoo()
+    index = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
+    return torch.sparse_coo_tensor(index, torch.from_numpy(coo.data.astype(np.float32)),
+                                   coo.shape, check_invariants=False).coalesce().to(device)
 
 
 def _info_nce(users: torch.Tensor, items: torch.Tensor, positives: torch.Tensor,

@@ -158,13 +158,13 @@ class UserEncoder(Scorer[UserEncoderConfig]):
     """
 
     name = "user_encoder"
+    net: SequenceNet
+    item_vectors: np.ndarray
+    user_vectors: np.ndarray
+    warm_users: np.ndarray
 
     def __init__(self, config: UserEncoderConfig | None = None) -> None:
         super().__init__(config or UserEncoderConfig())
-        self.net: SequenceNet | None = None
-        self.item_vectors: np.ndarray | None = None
-        self.user_vectors: np.ndarray | None = None
-        self.warm_users: np.ndarray | None = None
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         c = self.config
@@ -275,8 +275,8 @@ class _Trainer:
         cut = [w for s in sequences for w in windows(s, c.max_len)]
         if not cut or not len(self.warm):
             return 0
-        index, lengths = pad(cut, c.max_len + 1, self.n_items)
-        index, lengths = torch.from_numpy(index), torch.from_numpy(lengths)
+        padded, sizes = pad(cut, c.max_len + 1, self.n_items)
+        index, lengths = torch.from_numpy(padded), torch.from_numpy(sizes)
         counts = torch.bincount(torch.from_numpy(np.concatenate(cut)),
                                 minlength=self.n_items).to(self.device)
         popularity = counts[self.warm].float()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import optuna
@@ -21,12 +22,12 @@ import optuna
 from recsys_core.data.interactions import InteractionData
 from recsys_core.evaluation.metrics import per_user
 from recsys_core.evaluation.ranking import exclude_seen, top_k
-from recsys_core.fusion.normalise import normalise
+from recsys_core.fusion.normalise import Normaliser, normalise
 from recsys_core.fusion.weighted import FusionConfig, WeightedFusion, combine_normalised
 
 log = logging.getLogger(__name__)
 
-NORMALISERS = ("zscore", "rank")
+NORMALISERS: tuple[Normaliser, ...] = ("zscore", "rank")
 MISSING = ("mean", "min")
 MAX_CELLS = 120_000_000  # validation users x items x sources held in memory while tuning
 SCALES = (0.0, 0.25, 0.5, 0.75, 1.5, 2.0, 4.0)  # coordinate ascent: a weight times these
@@ -202,10 +203,11 @@ def clears(values: PerUser | np.ndarray | float, current: PerUser | np.ndarray |
     return gain > 0 and gain > min_gain_se * se and all(p.mean() > 0 for p in parts)
 
 
-def refine(config: FusionConfig, value: PerUser | np.ndarray | float,
-           objective: Callable[[FusionConfig], PerUser | np.ndarray | float],
-           sweeps: int = SWEEPS, min_gain_se: float = 0.0
-           ) -> tuple[FusionConfig, PerUser | np.ndarray | float]:
+Value = TypeVar("Value", PerUser, np.ndarray, float)
+
+
+def refine(config: FusionConfig, value: Value, objective: Callable[[FusionConfig], Value],
+           sweeps: int = SWEEPS, min_gain_se: float = 0.0) -> tuple[FusionConfig, Value]:
     """Coordinate ascent on the weights: scale one weight at a time, keep clear gains.
 
     A zero weight is tried at a small share of the largest weight instead of scaled. Among a
@@ -226,7 +228,8 @@ def refine(config: FusionConfig, value: PerUser | np.ndarray | float,
             current = config.weights[name]
             candidates = ({current * s for s in SCALES} if current > 0
                           else {top * s for s in (0.05, 0.1, 0.25)})
-            best_trial, best_score = None, None
+            best_trial: FusionConfig | None = None
+            best_score: Value | None = None
             for weight in sorted(candidates - {current}):
                 trial = config.model_copy(update={"weights": config.weights | {name: weight}})
                 if not any(trial.weights.values()):
@@ -234,11 +237,12 @@ def refine(config: FusionConfig, value: PerUser | np.ndarray | float,
                 score = objective(trial)
                 if best_score is None or _pooled(score) > _pooled(best_score):
                     best_trial, best_score = trial, score
-            if best_trial is not None and clears(best_score, value, min_gain_se):
+            if (best_trial is not None and best_score is not None
+                    and clears(best_score, value, min_gain_se)):
                 config, value, improved = best_trial, best_score, True
         if not improved:
             break
-    return config, (value if isinstance(value, list) or np.ndim(value) else float(value))
+    return config, value
 
 
 def _pooled(values: PerUser | np.ndarray | float) -> float:

@@ -1,8 +1,9 @@
 """A training run killed after its fit stage resumes from the cache and ends with the same model.
 
 The first run is a subprocess, SIGKILLed when the flow logs that the last source trained on
-``fit`` (fusion tuning starts next); the rerun is a subprocess over the same RECSYS_HOME (the
-results persisted there); the reference is an uninterrupted run in a fresh RECSYS_HOME.
+the last validation carve's fit part (fusion tuning starts next); the rerun is a subprocess
+over the same RECSYS_HOME (the results persisted there); the reference is an uninterrupted
+run in a fresh RECSYS_HOME.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from prefect.tasks import Task
 
 import tasks
 from flows.train import train_flow
+from recsys_core.runstore import CARVES as CARVE_PARTS
 from recsys_core.training import TrainingConfig
 from tasks.common import CACHED
 from tests.tiny_bert import build_tiny_model
@@ -44,7 +46,8 @@ from flows.train import train_flow
 params = json.loads(sys.argv[1])
 train_flow.with_options(flow_run_name=sys.argv[2])(**params)
 """
-LAST_FIT = f"{TrainingConfig().fused_sources[-1]} on fit: "
+CARVES = TrainingConfig().carves
+LAST_FIT = f"{TrainingConfig().fused_sources[-1]} on {CARVE_PARTS[CARVES - 1][0]}: "
 TIMEOUT_S = 300
 
 
@@ -116,7 +119,7 @@ def runs(prefect_harness, tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_killed_run_stopped_after_the_fit_stage(runs) -> None:
     killed = runs["killed"]
     assert killed["prepare"] == ["Completed"]
-    assert killed["train_source"] == ["Completed"] * len(TrainingConfig().fused_sources)
+    assert killed["train_source"] == ["Completed"] * len(TrainingConfig().fused_sources) * CARVES
     assert "evaluate" not in killed
 
 
