@@ -94,7 +94,24 @@ def train_source(store: RunStore, name: str, params: Mapping[str, Any], part: Pa
     scorer = make_source(name, dict(params))
     if isinstance(scorer, ContentProjector):
         scorer = ContentProjector(scorer.config, als=_stored_als(store, part, scorer.config.als))
+    if part == "train":
+        _warm_start(store, scorer)
     return store.save_scorer(scorer.train(data, options), part)
+
+
+def _warm_start(store: RunStore, scorer: Scorer) -> None:
+    """Start a refit on ``train`` from the same source trained on the first carve's fit part.
+
+    The fit part is a subset of ``train`` and never holds test data, so the refit sees
+    nothing the evaluation could be biased by; a deep source then needs a few epochs instead
+    of a full training.
+    """
+    path = store.scorer_path(store.carves()[0][0], scorer.name)
+    if not path.exists():
+        return
+    previous = RunStore.load_scorer(path)
+    if previous.config == scorer.config and scorer.warm_start(previous):
+        log.info("%s refit starts from its %s model", scorer.name, path.name)
 
 
 def _stored_als(store: RunStore, part: Part, config: ALSConfig) -> ALS | None:

@@ -265,6 +265,21 @@ class Scorer(ABC, Generic[C]):
             return np.full((len(history), n_items), np.nan, dtype=np.float32)
         return np.asarray(values, dtype=np.float32)
 
+    def warm_start(self, previous: Scorer[C]) -> bool:
+        """Let the next ``train`` start from ``previous``'s learned parameters.
+
+        For sources trained by gradient descent, a model refit on more data (the whole
+        training part after a validation carve) converges in a few epochs from the carve's
+        model. ``previous`` must have this config and these vocabularies' items.
+
+        Args:
+            previous: the same source trained on a subset of the data.
+
+        Returns:
+            Whether the source will start from it (the default: no, it trains from scratch).
+        """
+        return False
+
     @abstractmethod
     def _fit(self, data: InteractionData, options: TrainOptions) -> None: ...
 

@@ -33,11 +33,12 @@ def test_sources_within_their_limits_are_all_kept() -> None:
     assert pipeline.sized_sources(_Store(n_warm=20), sources) == sources
 
 
-def test_a_large_run_skips_the_source_search_and_the_refit(caplog) -> None:
+def test_a_large_run_skips_the_source_search_the_second_carve_and_the_refit(caplog) -> None:
     config = TrainingConfig(sources={"als": {}, "ease": {"max_items": 20}}, source_trials=4)
     with caplog.at_level(logging.WARNING, logger="recsys_core.pipeline"):
         planned = pipeline.size_plan(_Store(n_warm=30), config, large_run=89)
-    assert (planned.sources, planned.source_trials, planned.refit) == ({"als": {}}, 0, False)
+    assert (planned.sources, planned.source_trials, planned.refit, planned.carves) == (
+        {"als": {}}, 0, False, 1)
     assert "large run (90 training interactions > 89)" in caplog.text
 
 

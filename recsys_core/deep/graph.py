@@ -105,6 +105,14 @@ class LMGraph(Scorer[LMGraphConfig]):
 
     def __init__(self, config: LMGraphConfig | None = None) -> None:
         super().__init__(config or LMGraphConfig())
+        self._start: dict[str, torch.Tensor] | None = None
+
+    def warm_start(self, previous: Scorer) -> bool:
+        """Start the next ``train`` from ``previous``'s network (see ``Scorer.warm_start``)."""
+        if not isinstance(previous, LMGraph) or not previous.is_trained():
+            return False
+        self._start = previous.mlp.state_dict()
+        return True
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         c = self.config
@@ -117,8 +125,11 @@ class LMGraph(Scorer[LMGraphConfig]):
             kept, holdout = (carve(sequences, c.eval_users, gen) if c.eval_users
                              else (sequences, None))
             graph = _Graph(_matrix(kept, binary.shape), self.text, device)
-            self.mlp = make_mlp(self.text.shape[1], c.dim, c.hidden, 1, 0.0,
-                                nn.LeakyReLU).to(device)
+            self.mlp = make_mlp(self.text.shape[1], c.dim, c.hidden, 1, 0.0, nn.LeakyReLU)
+            initial, self._start = self._start, None
+            if initial is not None:
+                self.mlp.load_state_dict(initial)
+            self.mlp = self.mlp.to(device)
             epochs = self._train(graph, warm_items(binary), holdout, gen, device)
             self.mlp.eval()
             with torch.no_grad():  # final vectors over the whole graph, holdout included

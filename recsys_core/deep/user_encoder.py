@@ -38,6 +38,7 @@ from torch import nn
 
 from recsys_core.cf.warm import warm_items
 from recsys_core.data.interactions import InteractionData
+from recsys_core.data.vocab import Vocabulary
 from recsys_core.deep.holdout import EarlyStopping, Holdout, carve, train_epochs
 from recsys_core.deep.layers import make_mlp
 from recsys_core.deep.sequences import pad, windows
@@ -165,6 +166,14 @@ class UserEncoder(Scorer[UserEncoderConfig]):
 
     def __init__(self, config: UserEncoderConfig | None = None) -> None:
         super().__init__(config or UserEncoderConfig())
+        self._start: tuple[Vocabulary, dict[str, torch.Tensor]] | None = None
+
+    def warm_start(self, previous: Scorer) -> bool:
+        """Start the next ``train`` from ``previous``'s network (see ``Scorer.warm_start``)."""
+        if not isinstance(previous, UserEncoder) or not previous.is_trained():
+            return False
+        self._start = (previous.vocabularies()[1], previous.net.state_dict())
+        return True
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         c = self.config
@@ -175,7 +184,11 @@ class UserEncoder(Scorer[UserEncoderConfig]):
         warm = warm_items(data.matrix)
         start = time.perf_counter()
         with torch_threads(options), seeded(options.seed, device) as gen:
-            net = SequenceNet(data.n_items, text.shape[1], c).to(device)
+            net = SequenceNet(data.n_items, text.shape[1], c)
+            initial, self._start = self._start, None
+            if initial is not None and initial[0] == data.items:
+                net.load_state_dict(initial[1])
+            net = net.to(device)
             trainer = _Trainer(net, torch.from_numpy(text).to(device), warm, c, gen, device)
             train_sequences, holdout = ((sequences, None) if c.early_stopping == "none"
                                         else carve(sequences, c.eval_users, gen))

@@ -65,3 +65,16 @@ def test_untimed_holdout_is_a_random_item_not_the_highest_index() -> None:
     assert np.mean(np.array(last) == np.array(highest)) < 0.3
     timed = [s[-1] for s in _ordered(data, torch.Generator().manual_seed(0))]
     assert timed == [data.sequence(u)[-1] for u in range(data.n_users)]
+
+
+def test_warm_start_continues_from_a_model_trained_on_less() -> None:
+    board = checkerboard()
+    first = LMGraph(SMALL).train(board.data, TrainOptions(seed=3))
+    one_epoch = SMALL.model_copy(update={"epochs": 1, "eval_users": 0, "lr": 1e-4})
+    warm = LMGraph(one_epoch)
+    assert warm.warm_start(first)
+    warm.train(board.data, TrainOptions(seed=4))
+    cold = LMGraph(one_epoch).train(board.data, TrainOptions(seed=4))
+    users = list(board.withheld)
+    assert (withheld_rank(board, warm.score(users).values) == 0).all()
+    assert (withheld_rank(board, cold.score(users).values) == 0).mean() < 0.9

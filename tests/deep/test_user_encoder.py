@@ -133,3 +133,21 @@ def test_fold_in_of_a_new_walk_predicts_its_successor() -> None:
         seen[row, data.items.index(h)] = True
     folded = np.where(seen, -np.inf, folded)
     assert (folded.argmax(axis=1) == next_items[:20]).mean() > 0.8
+
+
+def test_warm_start_continues_from_a_model_trained_on_less() -> None:
+    data, next_items = cycle_walks()
+    keep = sp.diags((np.arange(data.n_users) < 100).astype(np.float32))
+    half = data.with_matrix(sp.csr_matrix(keep @ data.matrix), sp.csr_matrix(keep @ data.times))
+    half.matrix.eliminate_zeros()
+    half.times.eliminate_zeros()
+    first = UserEncoder(SMALL.model_copy(update={"epochs": 40})).train(half, TrainOptions(seed=1))
+    one_epoch = SMALL.model_copy(update={"epochs": 1, "early_stopping": "none", "lr": 1e-4})
+    cold = UserEncoder(one_epoch).train(data, TrainOptions(seed=2))
+    warm = UserEncoder(one_epoch)
+    assert warm.warm_start(first)
+    warm.train(data, TrainOptions(seed=2))
+    hits = {name: (first_rank(model.score(data.users.ids).values, data, next_items) == 0).mean()
+            for name, model in (("cold", cold), ("warm", warm))}
+    assert hits["warm"] > 0.9 > hits["cold"] + 0.3
+    assert warm._start is None  # the starting weights are not kept in the trained model

@@ -1,0 +1,60 @@
+"""The refit on ``train`` starts a deep source from its model of the first carve's fit part."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from data_checks.runner import validate_dataset
+from recsys_core import pipeline
+from recsys_core.data.synthetic import SyntheticConfig, generate
+from recsys_core.deep.user_encoder import UserEncoder
+from recsys_core.runstore import RunStore
+from recsys_core.scoring import TrainOptions
+from recsys_core.warehouse.features import build_features
+from recsys_core.warehouse.store import Warehouse
+
+PARAMS = {"dim": 16, "blocks": 1, "max_len": 10, "text_hidden": 16, "epochs": 2}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunStore, str]:
+    data = generate(SyntheticConfig(n_users=60, n_items=40, n_interactions=900, seed=5))
+    result = validate_dataset(data, 0.2)
+    warehouse = Warehouse(tmp_path_factory.mktemp("wh") / "w.duckdb")
+    features = build_features(warehouse, warehouse.load(result.dataset, result.quarantine))
+    store = RunStore.prepare(features, "leave_last", 42, tmp_path_factory.mktemp("runs"), 2)
+    vectors = np.random.default_rng(0).normal(size=(len(store.vocabularies()[1]), 8))
+    return store, str(store.save_embeddings(vectors.astype(np.float32), "random"))
+
+
+def test_refit_on_train_starts_from_the_first_carves_model(run, monkeypatch) -> None:
+    store, embeddings = run
+    starts: list[object] = []
+    original = UserEncoder.warm_start
+    monkeypatch.setattr(UserEncoder, "warm_start",
+                        lambda self, previous: starts.append(previous) or original(self, previous))
+    options = TrainOptions(seed=1)
+    pipeline.train_source(store, "user_encoder", PARAMS, "train", options, embeddings)
+    assert starts == []  # no carve model yet: trained from scratch
+    fit = pipeline.train_source(store, "user_encoder", PARAMS, "fit", options, embeddings)
+    pipeline.train_source(store, "user_encoder", PARAMS, "fit2", options, embeddings)
+    assert starts == []  # carves never start from each other (one's fit holds the other's
+    # validation interactions)
+    pipeline.train_source(store, "user_encoder", PARAMS, "train", options, embeddings)
+    assert len(starts) == 1
+    previous = starts[0]
+    assert isinstance(previous, UserEncoder)
+    np.testing.assert_array_equal(previous.item_vectors,
+                                  RunStore.load_scorer(fit).item_vectors)
+
+
+def test_another_config_trains_from_scratch(run, monkeypatch) -> None:
+    store, embeddings = run
+    options = TrainOptions(seed=1)
+    pipeline.train_source(store, "user_encoder", PARAMS, "fit", options, embeddings)
+    calls: list[object] = []
+    monkeypatch.setattr(UserEncoder, "warm_start", lambda self, previous: calls.append(1))
+    pipeline.train_source(store, "user_encoder", {**PARAMS, "dim": 8}, "train", options,
+                          embeddings)
+    assert calls == []
