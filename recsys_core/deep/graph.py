@@ -30,7 +30,13 @@ from torch import nn
 
 from recsys_core.cf.warm import warm_items
 from recsys_core.data.interactions import InteractionData
-from recsys_core.deep.holdout import EarlyStopping, Holdout, carve, train_epochs
+from recsys_core.deep.holdout import (
+    EarlyStopping,
+    Holdout,
+    carve,
+    ordered_sequences,
+    train_epochs,
+)
 from recsys_core.deep.layers import make_mlp
 from recsys_core.deep.torch_utils import (
     require_embeddings,
@@ -121,7 +127,7 @@ class LMGraph(Scorer[LMGraphConfig]):
         binary = (sp.csr_matrix(data.matrix) > 0).astype(np.float32).tocsr()
         start = time.perf_counter()
         with torch_threads(options), seeded(options.seed, device) as gen:
-            sequences = _ordered(data, gen)
+            sequences = ordered_sequences(data, gen)
             kept, holdout = (carve(sequences, c.eval_users, gen) if c.eval_users
                              else (sequences, None))
             graph = _Graph(_matrix(kept, binary.shape), self.text, device)
@@ -263,18 +269,6 @@ def _info_nce(users: torch.Tensor, items: torch.Tensor, positives: torch.Tensor,
     logits = torch.cat([positive, negative], dim=1) / tau
     return nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long,
                                                            device=logits.device))
-
-
-def _ordered(data: InteractionData, gen: torch.Generator) -> list[np.ndarray]:
-    """Each user's items oldest first, or in a seeded random order when time is unknown.
-
-    The holdout takes each user's last item: the latest one, else a random one (matrix
-    order is item-index order, which would always hold out the highest index).
-    """
-    sequences = [data.sequence(u) for u in range(data.n_users)]
-    if data.times is not None:
-        return sequences
-    return [s[torch.randperm(len(s), generator=gen).numpy()] for s in sequences]
 
 
 def _matrix(sequences: list[np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:

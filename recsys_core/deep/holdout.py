@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from recsys_core.data.interactions import InteractionData
+
 log = logging.getLogger(__name__)
 
 MIN_ITEMS = 3
@@ -51,6 +53,22 @@ class Holdout:
         rank = (scores > target).sum(dim=1).cpu().numpy()
         gains = np.where(rank < k, 1.0 / np.log2(rank + 2.0), 0.0)
         return float(gains.mean())
+
+
+def ordered_sequences(data: InteractionData, gen: torch.Generator) -> list[np.ndarray]:
+    """Each user's items oldest first, or in a seeded random order when time is unknown.
+
+    The holdout takes each user's last item: the latest one, else a random one (matrix
+    order is item-index order, which would always hold out the highest index).
+
+    Args:
+        data: the training data.
+        gen: seeded generator.
+    """
+    sequences = [data.sequence(u) for u in range(data.n_users)]
+    if data.times is not None:
+        return sequences
+    return [s[torch.randperm(len(s), generator=gen).numpy()] for s in sequences]
 
 
 def carve(sequences: list[np.ndarray], max_users: int, gen: torch.Generator

@@ -39,7 +39,13 @@ from torch import nn
 from recsys_core.cf.warm import warm_items
 from recsys_core.data.interactions import InteractionData
 from recsys_core.data.vocab import Vocabulary
-from recsys_core.deep.holdout import EarlyStopping, Holdout, carve, train_epochs
+from recsys_core.deep.holdout import (
+    EarlyStopping,
+    Holdout,
+    carve,
+    ordered_sequences,
+    train_epochs,
+)
 from recsys_core.deep.layers import make_mlp
 from recsys_core.deep.sequences import pad, windows
 from recsys_core.deep.torch_utils import (
@@ -179,11 +185,11 @@ class UserEncoder(Scorer[UserEncoderConfig]):
         c = self.config
         text = require_embeddings(data.item_embeddings, self.name)
         device = resolve_device(options.device)
-        sequences = [data.sequence(u) for u in range(data.n_users)]
-        self.warm_users = np.array([len(s) > 0 for s in sequences], dtype=bool)
         warm = warm_items(data.matrix)
         start = time.perf_counter()
         with torch_threads(options), seeded(options.seed, device) as gen:
+            sequences = ordered_sequences(data, gen)
+            self.warm_users = np.array([len(s) > 0 for s in sequences], dtype=bool)
             net = SequenceNet(data.n_items, text.shape[1], c)
             initial, self._start = self._start, None
             if initial is not None and initial[0] == data.items:
@@ -192,7 +198,7 @@ class UserEncoder(Scorer[UserEncoderConfig]):
             trainer = _Trainer(net, torch.from_numpy(text).to(device), warm, c, gen, device)
             train_sequences, holdout = ((sequences, None) if c.early_stopping == "none"
                                         else carve(sequences, c.eval_users, gen))
-            epochs = trainer.fit(train_sequences, holdout)
+            epochs = trainer.fit(train_sequences, holdout, shuffle=data.times is None)
             net.eval()
             with torch.no_grad():
                 items = trainer.item_table()
@@ -282,22 +288,32 @@ class _Trainer:
         keep = self.is_warm if keep is None else keep * self.is_warm
         return self.net.items(self.text, self.all_items, keep)
 
-    def fit(self, sequences: list[np.ndarray], holdout: Holdout | None) -> int:
-        """Train; return the number of epochs run."""
+    def fit(self, sequences: list[np.ndarray], holdout: Holdout | None, shuffle: bool = False
+            ) -> int:
+        """Train; return the number of epochs run.
+
+        Args:
+            sequences: per user, the training items oldest first.
+            holdout: the early-stopping holdout (``None``: every epoch runs).
+            shuffle: the order is unknown: every epoch reads each user's items in a new
+                random order (matrix order would teach the model item-index order).
+        """
         c = self.c
-        cut = [w for s in sequences for w in windows(s, c.max_len)]
-        if not cut or not len(self.warm):
+        if not any(len(s) > 1 for s in sequences) or not len(self.warm):
             return 0
-        padded, sizes = pad(cut, c.max_len + 1, self.n_items)
-        index, lengths = torch.from_numpy(padded), torch.from_numpy(sizes)
-        counts = torch.bincount(torch.from_numpy(np.concatenate(cut)),
+        counts = torch.bincount(torch.from_numpy(np.concatenate(sequences)),
                                 minlength=self.n_items).to(self.device)
         popularity = counts[self.warm].float()
         self.log_q = torch.log(popularity / popularity.sum())
         self.q = self.log_q.exp().cpu()  # sampling weights (the generator is a CPU one)
+        index, lengths = self._windows(sequences)
 
         def run_epoch(epoch: int) -> None:
+            nonlocal index, lengths
             self.net.train()
+            if shuffle and epoch > 1:
+                index, lengths = self._windows(
+                    [s[torch.randperm(len(s), generator=self.gen).numpy()] for s in sequences])
             drawn = torch.randperm(len(index), generator=self.gen)[:c.max_windows]
             for batch in _length_buckets(drawn, lengths, c.batch_size, self.gen):
                 longest = int(lengths[batch].max())
@@ -305,6 +321,12 @@ class _Trainer:
 
         check = None if holdout is None else (lambda: self._holdout_ndcg(holdout))
         return train_epochs(c.epochs, run_epoch, check, EarlyStopping(self.net, c.patience))
+
+    def _windows(self, sequences: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training windows (padded item indices) and their lengths."""
+        cut = [w for s in sequences for w in windows(s, self.c.max_len)]
+        padded, sizes = pad(cut, self.c.max_len + 1, self.n_items)
+        return torch.from_numpy(padded), torch.from_numpy(sizes)
 
     def _holdout_ndcg(self, holdout: Holdout) -> float:
         self.net.eval()

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from recsys_core.deep.holdout import EarlyStopping, Holdout, carve, ordered_sequences
+from tests.scorer_contract import checkerboard
+
+
+def test_ndcg_excludes_seen_items_and_discounts_by_rank() -> None:
+    holdout = Holdout(np.array([0, 1]), [np.array([0]), np.array([], dtype=np.int64)],
+                      np.array([1, 3]))
+    scores = torch.tensor([[9.0, 5.0, 1.0, 0.0],    # item 0 seen: item 1 ranks first -> 1
+                           [4.0, 3.0, 0.0, 2.0]])   # item 3 ranks third -> 1 / log2(4)
+    assert holdout.ndcg(scores, k=10) == (1.0 + 0.5) / 2
+    assert holdout.ndcg(torch.tensor([[9.0, 5.0, 1.0, 0.0], [4.0, 3.0, 0.0, 2.0]]), k=2) == 0.5
+
+
+def test_carve_lends_the_last_item_of_users_with_three_or_more() -> None:
+    sequences = [np.array([1, 2, 3]), np.array([4, 5]), np.array([6, 7, 8, 9])]
+    kept, holdout = carve(sequences, max_users=10, gen=torch.Generator().manual_seed(0))
+    assert holdout is not None
+    assert holdout.users.tolist() == [0, 2] and holdout.truth.tolist() == [3, 9]
+    assert [k.tolist() for k in kept] == [[1, 2], [4, 5], [6, 7, 8]]
+    _, few = carve(sequences, max_users=1, gen=torch.Generator().manual_seed(0))
+    assert few is not None and len(few.users) == 1
+    short, none = carve([np.array([1, 2])], 10, torch.Generator())
+    assert none is None and short[0].tolist() == [1, 2]
+
+
+def test_early_stopping_restores_the_best_state() -> None:
+    net = torch.nn.Linear(1, 1, bias=False)
+    stopper = EarlyStopping(net, patience=2)
+    for value, weight in ((0.1, 1.0), (0.3, 2.0), (0.2, 3.0)):
+        net.weight.data.fill_(weight)
+        assert not stopper.step(value)
+    net.weight.data.fill_(4.0)
+    assert stopper.step(0.25)  # second check without gain
+    stopper.restore()
+    assert float(net.weight.detach()) == 2.0
+
+
+def test_untimed_holdout_is_a_random_item_not_the_highest_index() -> None:
+    """Without times, matrix order is item order: the holdout must not always take the
+    user's highest item index."""
+    data = checkerboard().data
+    untimed = type(data)(data.matrix, data.users, data.items, None, data.item_embeddings)
+    last = [s[-1] for s in ordered_sequences(untimed, torch.Generator().manual_seed(0))]
+    highest = [data.matrix[u].indices.max() for u in range(data.n_users)]
+    assert np.mean(np.array(last) == np.array(highest)) < 0.3
+    timed = [s[-1] for s in ordered_sequences(data, torch.Generator().manual_seed(0))]
+    assert timed == [data.sequence(u)[-1] for u in range(data.n_users)]
