@@ -33,7 +33,7 @@ CONTENT_SOURCES = frozenset({"text", "projector", "graph", "user_encoder"})
 
 def _default_sources() -> dict[str, dict[str, Any]]:
     return {"mostpop": {}, "als": {}, "itemknn": {}, "ease": {}, "text": {}, "projector": {},
-            "user_encoder": {}}
+            "graph": {}, "user_encoder": {}}
 
 
 class TrainingConfig(BaseModel):

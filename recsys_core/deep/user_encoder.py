@@ -88,7 +88,7 @@ class UserEncoderConfig(ScorerConfig):
     blocks: int = Field(2, ge=1)
     heads: int = Field(1, ge=1)
     dropout: float = Field(0.2, ge=0, lt=1)
-    max_len: int = Field(200, ge=1)
+    max_len: int = Field(50, ge=1)
     text_hidden: int = Field(256, gt=0)
     id_dropout: float = Field(0.2, ge=0, le=1)
     epochs: int = Field(100, gt=0)
