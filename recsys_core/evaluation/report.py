@@ -127,7 +127,8 @@ class DataSection(_Section):
         snapshot_id: the warehouse snapshot.
         users: users in the vocabulary.
         items: items in the vocabulary.
-        rows: interactions per part (train, test, fit, valid).
+        rows: interactions per part (train, test, fit, valid), and ``rejected`` where the
+            protocol placed rows in no part (``given``).
     """
 
     snapshot_id: str
