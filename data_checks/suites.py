@@ -41,6 +41,7 @@ def interactions_suite(*, references: bool = False,
                        row_bounds: tuple[int, int | None] = ROW_BOUNDS,
                        event_values: Collection[str] | None = None,
                        has_parse_errors: bool = False,
+                       has_split: bool = False,
                        now: datetime | None = None) -> list[gxe.Expectation]:
     """Build the row- and table-level expectations for the canonical interactions table.
 
@@ -53,6 +54,8 @@ def interactions_suite(*, references: bool = False,
         row_bounds: inclusive bounds on the row count (``None``: no upper bound).
         event_values: the allowed ``event`` values; ``None`` allows any short text.
         has_parse_errors: whether the frame carries the loader's ``_parse_error`` column.
+        has_split: whether the frame carries a published split (``split`` labels): then every
+            row needs one of ``SPLIT_LABELS``.
         now: the latest acceptable timestamp (default: the current time).
     """
     latest = pd.Timestamp(now or datetime.now(UTC))
@@ -78,6 +81,12 @@ def interactions_suite(*, references: bool = False,
     if event_values is not None:
         expectations.append(gxe.ExpectColumnValuesToBeInSet(column=S.EVENT,
                                                             value_set=sorted(event_values)))
+    if has_split:
+        expectations += [
+            gxe.ExpectColumnValuesToBeOfType(column=S.SPLIT, type_="str"),
+            gxe.ExpectColumnValuesToNotBeNull(column=S.SPLIT),
+            gxe.ExpectColumnValuesToBeInSet(column=S.SPLIT, value_set=list(S.SPLIT_LABELS)),
+        ]
     if references:
         expectations.append(labelled(
             gxe.ExpectColumnValuesToBeInSet(column=KNOWN_ITEM, value_set=[True]),

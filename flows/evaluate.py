@@ -18,19 +18,20 @@ from tasks.evaluate import plan_ranking, rank_shard
 
 @flow(name="evaluate")
 def evaluate_flow(run: str, sources: dict[str, str], baselines: dict[str, str],
-                  fusion: FusionConfig, k: int, dataset: str, encoder: str | None = None,
+                  fusion: FusionConfig, k: int | list[int], dataset: str,
+                  encoder: str | None = None,
                   embeddings: str | None = None) -> RunReport:
     """Rank test users in shards, then evaluate (the model is saved in the run); the report."""
     shards = plan_ranking(run)
-    ranked = rank_shard.map(run, unmapped(sources), unmapped(baselines), unmapped(fusion), k,
-                            shards, embeddings)
+    ranked = rank_shard.map(run, unmapped(sources), unmapped(baselines), unmapped(fusion),
+                            unmapped(k), shards, embeddings)
     return evaluate_task(run, sources, baselines, fusion, k, dataset, encoder, embeddings,
                          ranked.result())
 
 
 def evaluate(run: str, sources: dict[str, str], baselines: dict[str, str], fusion: FusionConfig,
-             k: int, dataset: str, encoder: str | None = None, embeddings: str | None = None
-             ) -> RunReport:
+             k: int | list[int], dataset: str, encoder: str | None = None,
+             embeddings: str | None = None) -> RunReport:
     """Run ``evaluate_flow`` on the configured task runner (one thread when local)."""
     return sharded(evaluate_flow, local_threads=1)(run, sources, baselines, fusion, k, dataset,
                                                    encoder, embeddings)

@@ -17,6 +17,7 @@ from prefect.logging import get_run_logger
 from flows.embed import embed
 from flows.evaluate import evaluate
 from recsys_core.config import get_settings
+from recsys_core.evaluation.metrics import cutoffs
 from recsys_core.evaluation.report import RunReport, run_report
 from recsys_core.runstore import Part, RunStore
 from recsys_core.training import BASELINES, TrainingConfig
@@ -43,18 +44,22 @@ def _git_commit() -> str:
 
 
 @flow(name="train", persist_result=True, result_storage=get_settings().results_dir)
-def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 10,
+def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | list[int] = 10,
                encoder: str | None = None, register_model: bool = True,
                trials: int | None = None, seed: int | None = None,
                report_path: str | None = None, data_docs: bool = False) -> RunReport:
     """Train, evaluate and register the hybrid recommender; returns the report.
 
-    Finished stages persist their results under RECSYS_HOME, so a rerun after a crash takes
-    them from the cache and computes only what is left.
+    ``k`` is the metric cut-off, or several (``[10, 20]``): the report holds every metric at
+    each, and the first drives tuning and promotion. Finished stages persist their results
+    under RECSYS_HOME, so a rerun after a crash takes them from the cache and computes only
+    what is left.
     """
     logger = get_run_logger()
     settings = get_settings()
-    config = TrainingConfig(protocol=protocol, k=k, seed=settings.seed if seed is None else seed,
+    ks = list(cutoffs(k))
+    config = TrainingConfig(protocol=protocol, k=ks[0],
+                            seed=settings.seed if seed is None else seed,
                             trials=settings.tuning_trials if trials is None else trials)
     encoder = encoder or settings.encoder
     timings: dict[str, float] = {}
@@ -91,7 +96,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
     sources = train_all(fused, "train") if config.refit else carve_sources[0]
     baselines = train_all([n for n in config.sources if n in BASELINES], "train")
     with _timed(timings, "evaluate"):
-        evaluated = evaluate(run, sources, baselines, tuned.config, config.k, ingested.dataset,
+        evaluated = evaluate(run, sources, baselines, tuned.config, ks, ingested.dataset,
                              encoder, embeddings)
     registered = version = None
     if register_model:
@@ -99,7 +104,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int = 1
                 "protocol": config.protocol, "encoder": encoder, "git_commit": _git_commit(),
                 "validation": "passed" if ingested.validation["success"] else "failed"}
         params = {"training": config.model_dump(), "fusion": tuned.config.model_dump(),
-                  "encoder": encoder, "data": data}
+                  "encoder": encoder, "data": data, "cutoffs": ks}
         with _timed(timings, "register"):
             version = register(run, evaluated, params, tags)
             registered = promote(run, version, evaluated.score("fused"), config.k)

@@ -27,6 +27,7 @@ from recsys_core.embed.encoder import TextEncoder
 from recsys_core.embed.engine import EmbeddingRun, run_embedding
 from recsys_core.evaluation.evaluator import Evaluation, evaluate, rank_users, test_rows
 from recsys_core.evaluation.limits import eval_users
+from recsys_core.evaluation.metrics import cutoffs
 from recsys_core.evaluation.report import BestSingle, FusionSection, RunReport, build_report
 from recsys_core.evaluation.significance import paired_test
 from recsys_core.fusion.search import SPACES, tune_source
@@ -251,7 +252,8 @@ class FinalModel:
 
 
 def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
-                 baseline_paths: Mapping[str, str | Path], fusion: FusionConfig, k: int,
+                 baseline_paths: Mapping[str, str | Path], fusion: FusionConfig,
+                 k: int | Sequence[int],
                  meta: Mapping[str, Any] | None = None, encoder: str | None = None,
                  embeddings: str | Path | None = None,
                  ranked: Sequence[str | Path] | None = None) -> FinalModel:
@@ -262,7 +264,7 @@ def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
         source_paths: fused source name -> pickle trained on ``train``.
         baseline_paths: baseline name -> pickle trained on ``train`` (reported, not fused).
         fusion: the tuned fusion config.
-        k: metric cut-off.
+        k: metric cut-off, or several (the first is the main one).
         meta: extra metadata saved beside the model.
         encoder: the text encoder that embedded the items; the model loads it for text queries.
         embeddings: the run's item embeddings (``embed_items``), kept by the model for text
@@ -294,8 +296,9 @@ def evaluation_users(store: RunStore) -> int:
 
 
 def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
-                    baseline_paths: Mapping[str, str | Path], fusion: FusionConfig, k: int,
-                    start: int, stop: int, embeddings: str | Path | None = None) -> Path:
+                    baseline_paths: Mapping[str, str | Path], fusion: FusionConfig,
+                    k: int | Sequence[int], start: int, stop: int,
+                    embeddings: str | Path | None = None) -> Path:
     """Rank test users ``start`` to ``stop`` (of ``evaluation_users``) with every model.
 
     The top-``k`` lists go to an ``.npz`` file in the run, named by the models, the fusion
@@ -306,7 +309,7 @@ def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
         source_paths: fused source name -> pickle trained on ``train``.
         baseline_paths: baseline name -> pickle trained on ``train``.
         fusion: the tuned fusion config.
-        k: list length.
+        k: the cut-off, or several: the lists are the largest long.
         start: first test user.
         stop: one past the last test user.
         embeddings: the run's item embeddings.
@@ -314,9 +317,10 @@ def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
     train = store.data("train", embeddings)
     _, scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
     rows = test_rows(train, store.data("test"), eval_users(train.n_items))[start:stop]
-    lists = rank_users(scorers, train, rows, k)
+    depth = max(cutoffs(k))
+    lists = rank_users(scorers, train, rows, depth)
     key = json.dumps([{n: str(p) for n, p in source_paths.items()},
-                      {n: str(p) for n, p in baseline_paths.items()}, fusion.model_dump(), k],
+                      {n: str(p) for n, p in baseline_paths.items()}, fusion.model_dump(), depth],
                      sort_keys=True)
     return store.save_ranked(key, start, stop, lists)
 
@@ -355,7 +359,7 @@ def report_run(final: FinalModel, dataset: str, protocol: str, k: int, fusion: F
         final: the evaluated model.
         dataset: dataset name.
         protocol: evaluation protocol.
-        k: metric cut-off.
+        k: the main metric cut-off (``final.evaluation.k``).
         fusion: the fusion config used.
     """
     evaluation = final.evaluation

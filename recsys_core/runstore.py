@@ -1,8 +1,9 @@
 """RunStore: one training run's files, so pipeline stages pass references, not matrices.
 
 A run folder holds the vocabularies and items (with documents), the four interaction
-parts (``train``/``test`` from the protocol, ``fit``/``valid`` carved from ``train``),
-item embeddings, pickled trained sources, ranked test-user shards and the saved model.
+parts (``train``/``test`` from the protocol, ``fit``/``valid`` carved from ``train``), the
+rows the protocol placed in no part with their reason (``given``'s rejected rows), item
+embeddings, pickled trained sources, ranked test-user shards and the saved model.
 Every write goes to a temporary file first and is renamed into place, so a killed stage
 never leaves a half-written file behind. This module is the only code that knows the
 folder's layout (``tests/test_layering.py`` checks): everything else asks a
@@ -34,6 +35,7 @@ PARTS: tuple[Part, ...] = ("train", "test", "fit", "valid", "fit2", "valid2", "f
 CARVES: tuple[tuple[Part, Part], ...] = (("fit", "valid"), ("fit2", "valid2"), ("fit3", "valid3"))
 """(fit, valid) parts of each validation carve of ``train``, first carve first."""
 MAX_CARVES = len(CARVES)
+_REJECTED = "rejected.parquet"
 
 
 def run_key(snapshot_id: str, protocol: str, seed: int, carves: int = 1) -> str:
@@ -78,13 +80,16 @@ class RunStore:
             parts[fit], parts[valid] = carve.train, carve.test
         for part, frame in parts.items():
             store._write(store._part_name(part), frame.write_parquet)
+        rows: dict[str, int] = {part: frame.height for part, frame in parts.items()}
+        if test_split.rejected is not None:
+            store._write(_REJECTED, test_split.rejected.write_parquet)
+            rows["rejected"] = test_split.rejected.height
         store._write("items.parquet", features.items.write_parquet)
         store._write("users.json", lambda p: Path(p).write_text(
             json.dumps(features.user_vocab.ids.tolist())))
         store._write("meta.json", lambda p: Path(p).write_text(json.dumps({
             "snapshot_id": features.snapshot_id, "protocol": protocol, "seed": seed,
-            "rows": {part: frame.height for part, frame in parts.items()},
-            "carves": carves})))
+            "rows": rows, "carves": carves})))
         return store
 
     def carves(self) -> list[tuple[Part, Part]]:
@@ -93,12 +98,17 @@ class RunStore:
 
     @property
     def meta(self) -> dict:
-        """Snapshot id, protocol, seed and row counts."""
+        """Snapshot id, protocol, seed and row counts (per part, and ``rejected`` if any)."""
         return json.loads((self.folder / "meta.json").read_text())
 
     def frame(self, part: Part) -> pl.DataFrame:
         """The interactions of one part."""
         return pl.read_parquet(self.folder / self._part_name(part))
+
+    def rejected(self) -> pl.DataFrame | None:
+        """Rows the protocol placed in no part, with a ``reason``; None when it places all."""
+        path = self.folder / _REJECTED
+        return pl.read_parquet(path) if path.is_file() else None
 
     def has_part(self, part: Part) -> bool:
         """Whether the folder (still) holds the interactions of ``part``.

@@ -26,7 +26,7 @@ def plan_ranking(run: str) -> list[tuple[int, int]]:
 
 @task(cache_policy=NO_CACHE)
 def rank_shard(run: str, sources: dict[str, str], baselines: dict[str, str],
-               fusion: FusionConfig, k: int, shard: tuple[int, int],
+               fusion: FusionConfig, k: int | list[int], shard: tuple[int, int],
                embeddings: str | None = None) -> str:
     """Rank one range of test users with every model; returns the lists' file."""
     return str(pipeline.rank_test_users(RunStore(run), sources, baselines, fusion, k, shard[0],
@@ -35,17 +35,18 @@ def rank_shard(run: str, sources: dict[str, str], baselines: dict[str, str],
 
 @task(cache_policy=CACHED)
 def evaluate(run: str, sources: dict[str, str], baselines: dict[str, str], fusion: FusionConfig,
-             k: int, dataset: str, encoder: str | None = None, embeddings: str | None = None,
-             ranked: list[str] | None = None) -> RunReport:
+             k: int | list[int], dataset: str, encoder: str | None = None,
+             embeddings: str | None = None, ranked: list[str] | None = None) -> RunReport:
     """Evaluate on the test part (``ranked``: shard files), save the model; returns the report."""
     store = RunStore(run)
     final = pipeline.evaluate_run(store, sources, baselines, fusion, k, {"dataset": dataset},
                                   encoder, embeddings, ranked)
-    report = pipeline.report_run(final, dataset, store.meta["protocol"], k, fusion)
+    report = pipeline.report_run(final, dataset, store.meta["protocol"], final.evaluation.k,
+                                 fusion)
     best = report.fusion.vs_best_single
     assert best is not None  # report_run tests fused against the best single source
     get_run_logger().info("test ndcg@%d: fused %.4f, %+.4f vs best single %s (p=%.3g); %d models",
-                          k, report.score("fused"), best.mean_diff, best.source,
+                          report.k, report.score("fused"), best.mean_diff, best.source,
                           best.p_bootstrap, len(report.models))
     return report
 

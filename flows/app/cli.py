@@ -29,8 +29,12 @@ def _fail(message: str) -> NoReturn:
 def train(
     data: Annotated[str, typer.Option(help="Dataset directory, or 'synthetic'.")] = "synthetic",
     protocol: Annotated[str, typer.Option(
-        help="stratified | temporal | leave_last | cold_items")] = "stratified",
-    k: Annotated[int, typer.Option(min=1, help="Metric cut-off.")] = 10,
+        help="stratified | temporal | leave_last | cold_items | given (the data's own split)")
+    ] = "stratified",
+    k: Annotated[list[str] | None, typer.Option(
+        metavar="K", show_default=False,
+        help="Metric cut-off; repeat it or list several (--k 10 --k 20, --k 10,20): the first "
+        "drives tuning and promotion (default 10).")] = None,
     encoder: Annotated[str | None, typer.Option(
         help="Hugging Face encoder name or local path.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the JSON report here.")] = None,
@@ -41,10 +45,12 @@ def train(
     """Run the whole training flow and print the metrics table."""
     from flows.train import train_flow
     from recsys_core.data.errors import DataError
+    from recsys_core.evaluation.metrics import cutoffs
     from recsys_core.evaluation.report import render_text
 
     try:
-        result = train_flow(data=data, protocol=protocol, k=k, encoder=encoder,
+        ks = list(cutoffs(k or [10]))
+        result = train_flow(data=data, protocol=protocol, k=ks, encoder=encoder,
                             register_model=register, trials=trials,
                             report_path=str(report) if report else None)
     except (DataError, ValueError, FileNotFoundError) as exc:

@@ -12,7 +12,9 @@ file position, as the file lists the longest first) followed by every target in 
 then valid, then test) is the sequence. It must end like the last row's history, else the
 user's rows get a parse error. Order becomes synthetic timestamps: the n-th item of a user's
 sequence is ``n`` seconds after the epoch. There are no ratings. An item's text becomes its
-title (``"<title>. <category path>. <brand>."``).
+title (``"<title>. <category path>. <brand>."``). The published leave-one-out split is kept as
+each row's ``split``: the valid and test targets are ``valid`` and ``test``, every item before
+them ``train``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from recsys_core.data.layout_recbole import read_atomic
 NAME = "amazon-unisrec"
 DESCRIPTION = ("Amazon UniSRec sequences (<name>.train|valid|test.inter + <name>.item2index "
                "+ <name>.text [+ <name>.user2index])")
-_STAGES = ("train", "valid", "test")
+_STAGES = S.SPLIT_LABELS  # the files, in order; a stage's index is its position here
 _HISTORY = "item_id_list"
 
 
@@ -71,8 +73,10 @@ def rebuild_sequences(paths: list[Path]) -> pl.DataFrame:
         paths: the train, valid and test ``.inter`` files, in that order.
 
     Returns:
-        ``user_id`` (index), ``sequence`` (list of item indices, oldest first) and
-        ``consistent`` (whether the sequence ends like the user's last history).
+        ``user_id`` (index), ``sequence`` (list of item indices, oldest first), ``stage``
+        (aligned with ``sequence``: the index in ``paths`` of the file whose target the item
+        is; 0 for the first history's items) and ``consistent`` (whether the sequence ends
+        like the user's last history).
     """
     frames = []
     for stage, path in enumerate(paths):
@@ -87,11 +91,12 @@ def rebuild_sequences(paths: list[Path]) -> pl.DataFrame:
                      maintain_order=True)
     users = rows.group_by(S.USER_ID, maintain_order=True).agg(
         pl.col(_HISTORY).first().alias("prefix"), pl.col(S.ITEM_ID).alias("targets"),
-        pl.col(_HISTORY).last().alias("last"))
+        pl.col(_HISTORY).last().alias("last"), pl.col("stage"))
     sequence = pl.concat_list("prefix", "targets")
+    stages = pl.concat_list(pl.col("prefix").list.eval(pl.lit(0)), "stage")
     tail = sequence.list.slice(sequence.list.len() - 1 - pl.col("last").list.len(),
                                pl.col("last").list.len())
-    return users.select(S.USER_ID, sequence.alias("sequence"),
+    return users.select(S.USER_ID, sequence.alias("sequence"), stages.alias("stage"),
                         (tail == pl.col("last")).alias("consistent"))
 
 
@@ -99,7 +104,7 @@ def _interactions(sequences: pl.DataFrame, users: pl.DataFrame | None,
                   items: pl.DataFrame) -> pl.DataFrame:
     rows = (sequences.with_columns(pl.int_ranges(1, pl.col("sequence").list.len() + 1)
                                    .alias("position"))
-            .explode(["sequence", "position"]).rename({"sequence": "item_index"}))
+            .explode(["sequence", "stage", "position"]).rename({"sequence": "item_index"}))
     rows = rows.join(items.rename({"index": "item_index", "key": S.ITEM_ID}), on="item_index",
                      how="left", maintain_order="left")
     if users is not None:
@@ -121,6 +126,7 @@ def _interactions(sequences: pl.DataFrame, users: pl.DataFrame | None,
         S.ITEM_ID: P.Parsed(P.as_text(S.ITEM_ID).value,
                             pl.when(item_error != "").then(item_error)),
         S.TS: P.Parsed(pl.from_epoch(pl.col("position"), time_unit="s")),
+        S.SPLIT: P.Parsed(pl.col("stage").replace_strict(range(len(_STAGES)), _STAGES)),
     }, S.INTERACTIONS_SCHEMA)
 
 

@@ -1,8 +1,9 @@
 """The generic layout: ``interactions.{csv,parquet}`` + ``items.{csv,parquet}`` (+ ``users.*``).
 
 interactions: ``user_id``, ``item_id`` and optionally ``timestamp`` or ``ts`` (unix seconds or
-ISO-8601), ``rating``, ``event``, ``weight`` (an explicit weight or play count). Without a
-timestamp column, rows get synthetic increasing timestamps in file order.
+ISO-8601), ``rating``, ``event``, ``weight`` (an explicit weight or play count) and ``split``
+(``train``, ``valid`` or ``test``, any case: a published split, for the ``given`` protocol).
+Without a timestamp column, rows get synthetic increasing timestamps in file order.
 items: ``item_id``, ``title`` and optionally ``text`` and ``categories`` or ``genres``
 (``|``-separated, or a list column in Parquet).
 users: ``user_id`` plus any attribute columns, kept as text.
@@ -23,7 +24,8 @@ from recsys_core.data.layout import Layout
 
 NAME = "generic"
 DESCRIPTION = "generic (interactions.csv|parquet + items.csv|parquet [+ users.*])"
-_INTERACTION_COLUMNS = (S.USER_ID, S.ITEM_ID, "timestamp", S.TS, S.RATING, S.EVENT, S.WEIGHT)
+_INTERACTION_COLUMNS = (S.USER_ID, S.ITEM_ID, "timestamp", S.TS, S.RATING, S.EVENT, S.WEIGHT,
+                        S.SPLIT)
 _ITEM_COLUMNS = (S.ITEM_ID, S.TITLE, S.TEXT, S.CATEGORIES, "genres")
 
 logger = logging.getLogger(__name__)
@@ -75,6 +77,8 @@ def read_interactions(path: Path) -> pl.DataFrame:
         columns[S.EVENT] = P.as_text(S.EVENT)
     if S.WEIGHT in raw.columns:
         columns[S.WEIGHT] = P.as_float(raw, S.WEIGHT, S.WEIGHT)
+    if S.SPLIT in raw.columns:
+        columns[S.SPLIT] = P.Parsed(P.as_text(S.SPLIT).value.str.to_lowercase())
     return P.assemble(raw, columns, S.INTERACTIONS_SCHEMA)
 
 

@@ -7,10 +7,18 @@ optionally ``rating`` and ``timestamp`` (unix seconds; file order otherwise). it
 ``item_id`` and a title (``title``, ``movie_title``, ``item_name`` or ``name``), optionally
 text (``text``, ``description`` or ``desc``) and categories (``categories``, ``genre``,
 ``genres`` or ``class``; a ``token_seq`` is space-separated). user: ``user_id`` + attributes.
+
+A published split comes as RecBole's benchmark files (its ``benchmark_filename`` convention):
+``<name>.train.inter`` + ``<name>.test.inter`` (+ ``<name>.valid.inter``) in place of
+``<name>.inter``, which is then ignored. Their rows are read in that order, each with its file's
+``split`` label; ``_row`` counts records within each file, and without timestamps the file order
+continues across the files (train, valid, test).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -22,16 +30,28 @@ from recsys_core.data.errors import DataError
 from recsys_core.data.layout import by_stem, optional
 
 NAME = "recbole"
-DESCRIPTION = "RecBole atomic files (<name>.inter + <name>.item [+ <name>.user])"
+DESCRIPTION = ("RecBole atomic files (<name>.inter, or <name>.train|test[|valid].inter, "
+               "+ <name>.item [+ <name>.user])")
 TYPES = ("token", "token_seq", "float", "float_seq")
 _TITLES = ("title", "movie_title", "item_name", "name")
 _TEXTS = ("text", "description", "desc")
 _CATEGORIES = ("categories", "genre", "genres", "class")
 
+logger = logging.getLogger(__name__)
+
+
+def _split_files(directory: Path, stem: str) -> dict[str, Path]:
+    """The benchmark files of ``stem`` by split label; empty unless train and test exist."""
+    files = {label: directory / f"{stem}.{label}.inter" for label in S.SPLIT_LABELS}
+    found = {label: path for label, path in files.items() if path.is_file()}
+    return found if {"train", "test"} <= set(found) else {}
+
 
 def _stems(directory: Path) -> list[str]:
-    return sorted(p.stem for p in directory.glob("*.inter")
-                  if (directory / f"{p.stem}.item").is_file())
+    names = {p.name.removesuffix(".inter") for p in directory.glob("*.inter")}
+    names |= {name.removesuffix(".train") for name in names if name.endswith(".train")
+              and _split_files(directory, name.removesuffix(".train"))}
+    return sorted(name for name in names if (directory / f"{name}.item").is_file())
 
 
 def read(directory: Path, stem: str) -> Dataset:
@@ -39,9 +59,15 @@ def read(directory: Path, stem: str) -> Dataset:
 
     Args:
         directory: the dataset directory.
-        stem: the files' name (``<stem>.inter``, ...), also the dataset's.
+        stem: the files' name (``<stem>.inter`` or its benchmark files, ...), also the
+            dataset's.
     """
-    return Dataset(name=stem, interactions=_interactions(directory / f"{stem}.inter"),
+    split = _split_files(directory, stem)
+    if split and (directory / f"{stem}.inter").is_file():
+        logger.info("%s: reading the benchmark files %s; %s.inter is ignored", directory,
+                    ", ".join(p.name for p in split.values()), stem)
+    parts: list[tuple[str | None, Path]] = [*split.items()] or [(None, directory / f"{stem}.inter")]
+    return Dataset(name=stem, interactions=_interactions(parts),
                    items=_items(directory / f"{stem}.item"),
                    users=optional(directory / f"{stem}.user", _users))
 
@@ -71,15 +97,22 @@ def read_atomic(path: Path) -> tuple[pl.DataFrame, dict[str, str]]:
     return raw.rename(names), types
 
 
-def _interactions(path: Path) -> pl.DataFrame:
-    raw, _ = read_atomic(path)
-    P.require(raw, path, S.INTERACTIONS_REQUIRED)
-    columns = {S.USER_ID: P.as_text(S.USER_ID), S.ITEM_ID: P.as_text(S.ITEM_ID)}
-    columns[S.TS] = (P.as_timestamp(raw, "timestamp", S.TS) if "timestamp" in raw.columns
-                     else P.synthetic_timestamps())
-    if S.RATING in raw.columns:
-        columns[S.RATING] = P.as_float(raw, S.RATING, S.RATING)
-    return P.assemble(raw, columns, S.INTERACTIONS_SCHEMA)
+def _interactions(parts: Sequence[tuple[str | None, Path]]) -> pl.DataFrame:
+    """Canonical interactions of (split label or None, ``.inter`` file) pairs, in order."""
+    frames, offset = [], 0
+    for label, path in parts:
+        raw, _ = read_atomic(path)
+        P.require(raw, path, S.INTERACTIONS_REQUIRED)
+        columns = {S.USER_ID: P.as_text(S.USER_ID), S.ITEM_ID: P.as_text(S.ITEM_ID)}
+        columns[S.TS] = (P.as_timestamp(raw, "timestamp", S.TS) if "timestamp" in raw.columns
+                         else P.synthetic_timestamps(offset))
+        if S.RATING in raw.columns:
+            columns[S.RATING] = P.as_float(raw, S.RATING, S.RATING)
+        if label is not None:
+            columns[S.SPLIT] = P.Parsed(pl.lit(label))
+        frames.append(P.assemble(raw, columns, S.INTERACTIONS_SCHEMA))
+        offset += raw.select(pl.col(P.ROW).max()).item() or 0
+    return pl.concat(frames)
 
 
 def _items(path: Path) -> pl.DataFrame:

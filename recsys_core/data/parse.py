@@ -130,9 +130,14 @@ def as_timestamp(frame: pl.DataFrame, column: str, name: str) -> Parsed:
     return Parsed(value, _error(raw, value, name, "timestamp"))
 
 
-def synthetic_timestamps() -> Parsed:
-    """Increasing timestamps in file order (``_row`` seconds after the epoch)."""
-    return Parsed(pl.from_epoch(pl.col(ROW), time_unit="s").cast(_DATETIME))
+def synthetic_timestamps(offset: int = 0) -> Parsed:
+    """Increasing timestamps in file order (``_row + offset`` seconds after the epoch).
+
+    Args:
+        offset: added to every row number (the rows of the files read before this one, when
+            several files hold one table in order).
+    """
+    return Parsed(pl.from_epoch(pl.col(ROW) + offset, time_unit="s").cast(_DATETIME))
 
 
 def as_categories(frame: pl.DataFrame, column: str, ignore: tuple[str, ...] = (),

@@ -13,6 +13,11 @@ WEIGHT = "weight"
 TITLE = "title"
 TEXT = "text"
 CATEGORIES = "categories"
+SPLIT = "split"
+SPLIT_LABELS = ("train", "valid", "test")
+"""The values of ``split``: the part of a published split a row belongs to (``valid`` optional;
+null when the source gives no split). Kept as data through the warehouse; only the ``given``
+protocol reads it (``evaluation.splits.given``)."""
 
 INTERACTIONS_SCHEMA: dict[str, pl.DataType] = {
     USER_ID: pl.String(),
@@ -21,6 +26,7 @@ INTERACTIONS_SCHEMA: dict[str, pl.DataType] = {
     EVENT: pl.String(),
     RATING: pl.Float64(),
     WEIGHT: pl.Float64(),
+    SPLIT: pl.String(),
 }
 ITEMS_SCHEMA: dict[str, pl.DataType] = {
     ITEM_ID: pl.String(),

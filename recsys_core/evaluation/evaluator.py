@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,21 +47,24 @@ class Evaluation:
     """What ``evaluate`` measured.
 
     Args:
-        k: the cut-off.
+        k: the main cut-off (the first of ``ks``).
+        ks: every cut-off measured, the main one first.
         n_items: catalogue size (coverage denominator).
-        metrics: model name -> report dict (``metrics.metric_keys(k)``) over all test users.
+        metrics: model name -> report dict over all test users: ``metrics.metric_keys(K)``
+            for each K of ``ks``, in that order.
         segments: segment -> model name -> report dict. Means over an empty segment are NaN.
-        per_user: segment -> model name -> per-user metric key (``ndcg@10``, ...) -> float64
-            array aligned with ``users[segment]``.
+        per_user: segment -> model name -> per-user metric key (``ndcg@10``, ... at each
+            cut-off) -> float64 array aligned with ``users[segment]``.
         users: segment -> the evaluated user IDs.
         n_users: segment -> number of evaluated users.
-        topk: model name -> int32 (n_users["all"], k) recommended item indices (into the
+        topk: model name -> int32 (n_users["all"], max(ks)) recommended item indices (into the
             item vocabulary), best first, ``-1`` for empty slots; rows align with
             ``users["all"]``.
         seconds: model name -> wall time spent scoring and ranking.
     """
 
     k: int
+    ks: tuple[int, ...]
     n_items: int
     metrics: dict[str, dict[str, float]]
     segments: dict[str, dict[str, dict[str, float]]]
@@ -80,11 +83,12 @@ class Evaluation:
         """Return the full key for ``metric`` (``ndcg`` or ``ndcg@10`` -> ``ndcg@10``).
 
         Args:
-            metric: short name or full key.
+            metric: short name (at the main cut-off) or full key (at any of ``ks``).
         """
         key = metric if "@" in metric else f"{metric}@{self.k}"
-        if key not in M.metric_keys(self.k):
-            raise ValueError(f"unknown metric {metric!r}; expected one of {M.ALL}")
+        if not any(key in M.metric_keys(k) for k in self.ks):
+            raise ValueError(f"unknown metric {metric!r}; expected one of {M.ALL} at "
+                             f"{', '.join(map(str, self.ks))}")
         return key
 
     def user_values(self, name: str, metric: str = "ndcg", segment: str = "all") -> np.ndarray:
@@ -124,7 +128,7 @@ def evaluate(
     scorers: Mapping[str, Scorer],
     train: InteractionData,
     test: InteractionData,
-    k: int = 10,
+    k: int | Sequence[int] = 10,
     segments: Mapping[str, np.ndarray] | None = None,
     batch_size: int | None = None,
     *,
@@ -133,7 +137,7 @@ def evaluate(
     ranked: Mapping[str, np.ndarray] | None = None,
     max_users: int | None = None,
 ) -> Evaluation:
-    """Rank all items for every test user with each scorer and measure the lists at ``k``.
+    """Rank all items for every test user with each scorer and measure the lists at each ``k``.
 
     Never holds more than ``batch_size`` users x all items of scores at once. The ranking
     can be done elsewhere, in shards of users (``test_rows`` + ``rank_users``), and passed in
@@ -143,13 +147,14 @@ def evaluate(
         scorers: model name -> trained scorer (``fused``, each source, ``most_pop``, ...).
         train: the interactions the scorers were trained on; their items are excluded.
         test: held-out interactions over the same vocabularies; any non-zero is relevant.
-        k: list length.
+        k: the cut-off, or several (the first is the main one): the lists are ranked once,
+            ``max(k)`` long, and measured on their first K items at each K.
         segments: extra user segments, name -> user IDs (str array) or a boolean mask
             aligned with the user vocabulary; evaluated on all of their test items.
         batch_size: users per ``score`` call (``None``: ``batch_size_for(n_items)``).
         cold_user_max: users with at most this many training items form ``cold_users``.
         head_share: share of training interactions held by the short head (``long_tail``).
-        ranked: model name -> top-``k`` lists from ``rank_users`` over ``test_rows`` (in
+        ranked: model name -> top-``max(k)`` lists from ``rank_users`` over ``test_rows`` (in
             that order), for every scorer; ``scorers`` are then not called.
         max_users: evaluate a seeded random sample of this many test users when there are
             more (full ranking costs test users x items, which grows as N^2 when users and
@@ -160,25 +165,27 @@ def evaluate(
             name clashing with a built-in one.
     """
     batch_size = batch_size or batch_size_for(train.n_items)
-    if k < 1 or batch_size < 1:
-        raise ValueError(f"k and batch_size must be >= 1, got k={k}, batch_size={batch_size}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    ks = M.cutoffs(k)
+    depth = max(ks)
     _check_vocabularies(train, test)
     seen = _pattern(train.matrix)
     relevant, test_rows = _sample(*_test_relevance(seen, test), max_users)
     specs = _segments(train.users, seen, relevant, test_rows, segments or {}, cold_user_max,
                       head_share)
-    log.info("evaluating %d models on %d test users, %d items, k=%d",
-             len(scorers), len(test_rows), train.n_items, k)
+    log.info("evaluating %d models on %d test users, %d items, k=%s",
+             len(scorers), len(test_rows), train.n_items, ",".join(map(str, ks)))
 
     seconds = dict.fromkeys(scorers, 0.0)
     if ranked is None:
-        topk = _rank_all(scorers, train.users, train.items, seen, test_rows, k, batch_size,
+        topk = _rank_all(scorers, train.users, train.items, seen, test_rows, depth, batch_size,
                          seconds)
     else:
         for name in scorers:
-            if ranked[name].shape != (len(test_rows), k):
+            if ranked[name].shape != (len(test_rows), depth):
                 raise ValueError(f"ranked[{name!r}] has shape {ranked[name].shape}, expected "
-                                 f"({len(test_rows)}, {k})")
+                                 f"({len(test_rows)}, {depth})")
         topk = {name: ranked[name] for name in scorers}
 
     table: dict[str, dict[str, dict[str, float]]] = {}
@@ -186,16 +193,20 @@ def evaluate(
     for seg_name, spec in specs.items():
         table[seg_name], per_user[seg_name] = {}, {}
         for name, lists in topk.items():
-            chosen = lists[spec.rows]
-            values = M.per_user(chosen, spec.relevant, k)
-            table[seg_name][name] = M.summarize(values, M.coverage(chosen, train.n_items), k)
-            per_user[seg_name][name] = {f"{m}@{k}": v for m, v in values.items()}
+            table[seg_name][name], per_user[seg_name][name] = {}, {}
+            for cut in ks:
+                chosen = lists[spec.rows, :cut]
+                values = M.per_user(chosen, spec.relevant, cut)
+                table[seg_name][name] |= M.summarize(
+                    values, M.coverage(chosen, train.n_items), cut)
+                per_user[seg_name][name] |= {f"{m}@{cut}": v for m, v in values.items()}
     for name in topk:
-        log.info("%s: ndcg@%d=%.4f (%.1fs)", name, k, table["all"][name][f"ndcg@{k}"],
+        log.info("%s: ndcg@%d=%.4f (%.1fs)", name, ks[0], table["all"][name][f"ndcg@{ks[0]}"],
                  seconds[name])
     users_ids = train.users.id(test_rows)
     return Evaluation(
-        k=k,
+        k=ks[0],
+        ks=ks,
         n_items=train.n_items,
         metrics=table["all"],
         segments=table,

@@ -20,6 +20,7 @@ Users with no relevant item score 0 on every per-user metric; callers normally l
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -37,6 +38,30 @@ def metric_keys(k: int) -> tuple[str, ...]:
         k: the cut-off.
     """
     return tuple(f"{name}@{k}" for name in ALL)
+
+
+def cutoffs(k: int | str | Sequence[int | str]) -> tuple[int, ...]:
+    """The distinct cut-offs in ``k``, in the order given (the first is the main one).
+
+    Args:
+        k: one cut-off (``10``), several (``[10, 20]``), or text as typed on a command line
+            (``"10,20"``; a list of such: ``["10", "20,50"]``).
+
+    Raises:
+        ValueError: a value that is not a positive integer, or no value at all (one line).
+    """
+    out: list[int] = []
+    for value in [k] if isinstance(k, int | str) else k:
+        text = "" if isinstance(value, bool) else str(value).strip()
+        for part in re.split(r"[,\s]+", text):
+            if not part.isdigit() or int(part) < 1:
+                raise ValueError(f"bad cut-off {part or value!r}: use integers >= 1, e.g. "
+                                 "--k 10 --k 20 or --k 10,20")
+            if int(part) not in out:
+                out.append(int(part))
+    if not out:
+        raise ValueError("no cut-off given: use e.g. --k 10 or --k 10,20")
+    return tuple(out)
 
 
 def relevance_matrix(relevant: Sequence[Iterable[int]], n_items: int) -> sp.csr_matrix:

@@ -127,7 +127,8 @@ class DataSection(_Section):
         snapshot_id: the warehouse snapshot.
         users: users in the vocabulary.
         items: items in the vocabulary.
-        rows: interactions per part (train, test, fit, valid).
+        rows: interactions per part (train, test, fit, valid), and ``rejected`` where the
+            protocol placed rows in no part (``given``).
     """
 
     snapshot_id: str
@@ -156,7 +157,8 @@ class RunReport(_Section):
     Args:
         dataset: dataset name.
         protocol: split protocol.
-        k: metric cut-off.
+        k: the main metric cut-off (tuning and promotion use it); a report of several
+            cut-offs holds each metric at each (``cutoffs``), ``k``'s first.
         models: model name (``fused``, each source, the baselines) -> metrics over all users.
         segments: segment -> model name -> metrics.
         fusion: the fusion section.
@@ -182,6 +184,13 @@ class RunReport(_Section):
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-ready dicts (``json.dumps`` it; NaN stays NaN, as ever)."""
         return self.model_dump()
+
+    @property
+    def cutoffs(self) -> tuple[int, ...]:
+        """Every cut-off the metrics are at, ``k`` first (read from the metric keys)."""
+        keys = next(iter(self.models.values()), {})
+        found = [int(key.rpartition("@")[2]) for key in keys if key.startswith("ndcg@")]
+        return tuple(dict.fromkeys([self.k, *found]))
 
     def score(self, model: str, metric: str = "ndcg") -> float:
         """One model's ``metric@k`` over all users.
@@ -271,14 +280,15 @@ def run_report(evaluated: RunReport, timings: Mapping[str, float], validation: M
         "links": Links(data_docs=data_docs, mlflow_run=mlflow_run, tracking_uri=tracking_uri)})
 
 
-def metrics_table(report: RunReport, segment: str | None = None) -> Table:
-    """Tabulate one row per model, one column per metric; the best value in bold.
+def metrics_table(report: RunReport, segment: str | None = None, k: int | None = None) -> Table:
+    """Tabulate one row per model, one column per metric at one cut-off; the best in bold.
 
     Args:
         report: the report.
         segment: a segment name, or ``None`` for ``report.models`` (all users).
+        k: one of ``report.cutoffs``; ``None`` for the main one, ``report.k``.
     """
-    k = report.k
+    k = report.k if k is None else k
     rows = report.models if segment is None else report.segments[segment]
     title = f"{report.dataset} / {report.protocol} @ {k}"
     if segment is not None:
@@ -311,9 +321,10 @@ def render_text(report: RunReport, width: int = 140) -> str:
     console = Console(file=buffer, width=width, color_system=None, force_terminal=False,
                       no_color=True, highlight=False)
     for segment in [None, *[s for s in report.segments if s != "all"]]:
-        table = metrics_table(report, segment)
-        table.box = box.ASCII
-        console.print(table)
+        for k in report.cutoffs:
+            table = metrics_table(report, segment, k)
+            table.box = box.ASCII
+            console.print(table)
     weights = report.fusion.weights
     if weights:
         console.print("fusion weights: " + ", ".join(f"{n}={w:.4g}" for n, w in weights.items()))
@@ -334,10 +345,11 @@ def render_markdown(report: RunReport) -> str:
     Raises:
         ValueError: the report lacks the run's sections (an evaluation's alone).
     """
-    k, data, validation, links = report.k, report.data, report.validation, report.links
+    data, validation, links = report.data, report.validation, report.links
     if data is None or validation is None or links is None:
         raise ValueError("render_markdown needs a training run's report (run_report)")
-    lines = [f"# Training report: {report.dataset} ({report.protocol}, k={k})", "",
+    ks = ", ".join(map(str, report.cutoffs))
+    lines = [f"# Training report: {report.dataset} ({report.protocol}, k={ks})", "",
              "## Data", "", f"Snapshot `{data.snapshot_id}`: {data.users} users, "
              f"{data.items} items; interactions per part "
              + ", ".join(f"{part} {rows}" for part, rows in data.rows.items()) + ".", "",
@@ -347,7 +359,7 @@ def render_markdown(report: RunReport) -> str:
     docs = links.data_docs
     lines += ["", f"Validation: **{'passed' if validation['success'] else 'failed'}**; "
               + (f"[Data Docs]({Path(docs).as_uri()})" if docs else "Data Docs not rendered "
-                 "(flow parameter `data_docs`)."), "", f"## Test metrics (k={k})", "",
+                 "(flow parameter `data_docs`)."), "", f"## Test metrics (k={ks})", "",
               "| model | " + " | ".join(report.models["fused"]) + " |",
               "|---|" + "---|" * len(report.models["fused"])]
     for name, values in report.models.items():

@@ -1,9 +1,10 @@
 """Train/test splits of canonical interaction frames, one function per protocol.
 
-Every protocol first collapses repeated (user, item) pairs into one row (see
+Every drawn protocol first collapses repeated (user, item) pairs into one row (see
 ``deduplicate``), so a pair never lands in both train and test: the evaluator excludes items
 a user saw in training, and a test pair that is also a training pair could never be hit.
-Random protocols are seeded and independent of the input row order.
+Random protocols are seeded and independent of the input row order. The ``given`` protocol
+draws nothing: it reproduces the published split the rows carry in ``split`` (see ``given``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from recsys_core.data import schema as S
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS: tuple[str, ...] = ("stratified", "temporal", "leave_last", "cold_items")
+GIVEN = "given"
+DRAWN_PROTOCOLS: tuple[str, ...] = ("stratified", "temporal", "leave_last", "cold_items")
+"""The protocols that draw a split themselves (seeded where random)."""
+PROTOCOLS: tuple[str, ...] = (*DRAWN_PROTOCOLS, GIVEN)
 DEFAULT_TEST_FRACTION = 0.25
 DEFAULT_COLD_FRACTION = 0.2
+REASON = "reason"
 
 _IS_TEST = "__is_test"
 
@@ -32,10 +37,14 @@ class Split:
     Args:
         train: the part models fit on (or, from ``validation_split``, the fit part).
         test: the held-out part (or the validation part).
+        rejected: input rows in neither part, with the input's columns and a ``reason``
+            (``given``: held-out rows whose pair an earlier part holds); None when a protocol
+            places every row.
     """
 
     train: pl.DataFrame
     test: pl.DataFrame
+    rejected: pl.DataFrame | None = None
 
 
 def deduplicate(frame: pl.DataFrame) -> pl.DataFrame:
@@ -152,6 +161,42 @@ def cold_items(frame: pl.DataFrame, fraction: float = DEFAULT_COLD_FRACTION, see
                       "cold_items")
 
 
+def given(frame: pl.DataFrame) -> Split:
+    """The published split the rows carry in ``split``: nothing is drawn, deduplicated or moved.
+
+    ``test`` holds the ``test`` rows; ``train`` holds the ``train`` and ``valid`` rows (what
+    the final model learns from; ``validation_split`` separates them again). A pair belongs to
+    the earliest part that holds it (train, then valid, then test): a ``valid`` or ``test``
+    row whose (user, item) pair an earlier part holds could never be hit (seen items are
+    excluded from rankings), so it is rejected, reason ``split: (user_id, item_id) also in
+    <part>``. Test rows of users or items without training rows stay (the cold segments).
+
+    Args:
+        frame: canonical interactions whose every row has a ``split`` label.
+
+    Raises:
+        ValueError: no ``split`` labels, a row without one, an unknown label, or no train or
+            no test rows (one line).
+    """
+    labels = _split_labels(frame)
+    rank = pl.col(S.SPLIT).replace_strict(S.SPLIT_LABELS, range(len(S.SPLIT_LABELS)))
+    earliest = rank.min().over([S.USER_ID, S.ITEM_ID])
+    marked = frame.with_columns((rank > earliest).alias("__rejected"),
+                                earliest.replace_strict(range(len(S.SPLIT_LABELS)),
+                                                        S.SPLIT_LABELS).alias("__earliest"))
+    reason = pl.concat_str(pl.lit(f"{S.SPLIT}: ({S.USER_ID}, {S.ITEM_ID}) also in "),
+                           pl.col("__earliest"))
+    rejected = marked.filter(pl.col("__rejected")).select(*frame.columns, reason.alias(REASON))
+    kept = marked.filter(~pl.col("__rejected")).select(frame.columns)
+    held_out = pl.col(S.SPLIT) == "test"
+    if rejected.height:
+        log.warning("given split: %d held-out rows rejected, their (user, item) pair is in an "
+                    "earlier part (%s)", rejected.height,
+                    dict(rejected[S.SPLIT].value_counts().iter_rows()))
+    log.info("given split: rows per label %s", labels)
+    return Split(kept.filter(~held_out), kept.filter(held_out), rejected)
+
+
 def split(frame: pl.DataFrame, protocol: str, seed: int = 42, fraction: float | None = None
           ) -> Split:
     """Split ``frame`` by protocol name.
@@ -159,12 +204,12 @@ def split(frame: pl.DataFrame, protocol: str, seed: int = 42, fraction: float | 
     Args:
         frame: canonical interactions.
         protocol: one of ``PROTOCOLS``.
-        seed: random seed (ignored by ``temporal`` and ``leave_last``).
+        seed: random seed (ignored by ``temporal``, ``leave_last`` and ``given``).
         fraction: held-out share; ``None`` for the protocol's default (0.25, or 0.2 items
-            for ``cold_items``); ignored by ``leave_last``.
+            for ``cold_items``); ignored by ``leave_last`` and ``given``.
 
     Raises:
-        ValueError: for an unknown protocol.
+        ValueError: for an unknown protocol, or ``given`` without split labels.
     """
     if protocol == "stratified":
         return stratified(frame, _or(fraction, DEFAULT_TEST_FRACTION), seed)
@@ -174,6 +219,8 @@ def split(frame: pl.DataFrame, protocol: str, seed: int = 42, fraction: float | 
         return leave_last(frame)
     if protocol == "cold_items":
         return cold_items(frame, _or(fraction, DEFAULT_COLD_FRACTION), seed)
+    if protocol == GIVEN:
+        return given(frame)
     raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
 
 
@@ -183,7 +230,10 @@ def validation_split(train_frame: pl.DataFrame, protocol: str, seed: int = 42,
 
     ``leave_last`` sends each user's last *training* interaction (the one before the test
     one) to validation; ``cold_items`` holds a share of the training items out; ``stratified``
-    and ``temporal`` apply the same split to the training part. Never pass test data here.
+    and ``temporal`` apply the same split to the training part. ``given`` takes the published
+    ``valid`` rows as they are and the ``train`` rows as the fit part; without ``valid`` rows
+    it carves with ``leave_last`` (each user's latest training interaction, as in the
+    leave-one-out splits papers publish). Never pass test data here.
 
     Args:
         train_frame: the ``train`` frame of the test split.
@@ -197,10 +247,15 @@ def validation_split(train_frame: pl.DataFrame, protocol: str, seed: int = 42,
     Raises:
         ValueError: for an unknown protocol.
     """
+    if protocol == GIVEN:
+        valid = pl.col(S.SPLIT) == "valid"
+        if train_frame.filter(valid).height:
+            return Split(train_frame.filter(~valid), train_frame.filter(valid))
+        return leave_last(train_frame)
     return split(train_frame, protocol, seed, fraction)
 
 
-ROLLING = ("temporal", "leave_last")
+ROLLING = ("temporal", "leave_last", GIVEN)
 """Protocols whose split has no randomness: their further carves roll back in time."""
 
 
@@ -212,7 +267,9 @@ def validation_carves(train_frame: pl.DataFrame, protocol: str, seed: int = 42, 
     ``cold_items``) carve ``c`` is the same split with seed ``seed + c``; for ``temporal``
     and ``leave_last`` it is the protocol applied again to the previous carve's fit part, so
     it validates on the interactions just before the previous validation ones (each user's
-    second-to-last training item, and so on).
+    second-to-last training item, and so on). ``given`` rolls back the same way: after the
+    given ``valid`` rows (or each user's latest ``train`` pair), each user's latest pair of
+    the previous fit part.
 
     Args:
         train_frame: the ``train`` frame of the test split.
@@ -239,6 +296,28 @@ def _partition(marked: pl.DataFrame, protocol: str) -> Split:
     test = marked.filter(pl.col(_IS_TEST)).drop(_IS_TEST)
     log.info("%s split: %d train, %d test interactions", protocol, train.height, test.height)
     return Split(train, test)
+
+
+def _split_labels(frame: pl.DataFrame) -> dict[str, int]:
+    """Rows per ``split`` label, once every row has a known one and train and test have rows."""
+    _require(frame, (S.USER_ID, S.ITEM_ID))
+    if S.SPLIT not in frame.columns or frame[S.SPLIT].null_count() == frame.height:
+        raise ValueError(f"protocol 'given' needs the published split in the interactions' "
+                         f"{S.SPLIT!r} column (train, valid, test; or RecBole's "
+                         f"<name>.train|valid|test.inter files): these interactions have none")
+    counts = dict(frame[S.SPLIT].value_counts().iter_rows())
+    missing = counts.pop(None, 0)
+    if missing:
+        raise ValueError(f"protocol 'given': {missing} of {frame.height} interactions have no "
+                         f"{S.SPLIT!r} label (appended without one?)")
+    unknown = sorted(set(counts) - set(S.SPLIT_LABELS))
+    if unknown:
+        raise ValueError(f"protocol 'given': unknown {S.SPLIT!r} labels {unknown} "
+                         f"(expected {', '.join(S.SPLIT_LABELS)})")
+    for label in ("train", "test"):
+        if not counts.get(label):
+            raise ValueError(f"protocol 'given': no interaction has {S.SPLIT!r} = {label!r}")
+    return {label: counts.get(label, 0) for label in S.SPLIT_LABELS}
 
 
 def _with_ts(frame: pl.DataFrame, protocol: str) -> pl.DataFrame:

@@ -31,11 +31,11 @@ ITEM_INDEX = "item_index"
 
 _WEIGHTED = """
 WITH src AS (
-    SELECT row_idx, user_id, item_id, ts, event, rating, weight,
+    SELECT row_idx, user_id, item_id, ts, event, rating, weight, split,
            MAX(rating) OVER () AS max_rating, MAX(ts) OVER () AS max_ts
     FROM clean_interactions WHERE snapshot_id = $snapshot_id
 ), weighted AS (
-    SELECT row_idx, user_id, item_id, ts, event, rating,
+    SELECT row_idx, user_id, item_id, ts, event, rating, split,
         COALESCE(CASE
             WHEN rating IS NOT NULL THEN rating / NULLIF(max_rating, 0)
             WHEN weight >= 1 THEN 1 + LN(weight)
@@ -48,7 +48,7 @@ WITH src AS (
 )
 """
 _INTERACTIONS_SQL = _WEIGHTED + """
-SELECT user_id, item_id, ts, event, rating, weight FROM weighted ORDER BY row_idx
+SELECT user_id, item_id, ts, event, rating, weight, split FROM weighted ORDER BY row_idx
 """
 _USER_STATS_SQL = _WEIGHTED + """
 SELECT user_id, COUNT(*) AS n_interactions, COUNT(DISTINCT item_id) AS n_items,
@@ -91,7 +91,8 @@ class Features:
 
     Args:
         snapshot_id: the warehouse snapshot they were built from.
-        interactions: canonical interactions with the training ``weight`` (see module doc).
+        interactions: canonical interactions with the training ``weight`` (see module doc)
+            and the source's ``split`` label, if any (for the ``given`` protocol).
         items: canonical items plus ``document`` (the text to embed), in ``item_vocab`` order.
         user_vocab: every user with interactions, sorted by ID.
         item_vocab: every item in the items table, in ``items`` order.

@@ -31,6 +31,7 @@ _SNAPSHOT_ADDED = (f"{quote(PARENT_ID)} VARCHAR", f"{quote(BATCH_ID)} VARCHAR")
 _BATCH_ADDED = (f"{quote(PARENT_ID)} VARCHAR", "n_duplicate_interactions BIGINT",
                 "n_duplicate_items BIGINT", "n_replaced_interactions BIGINT",
                 "n_replaced_items BIGINT")
+_INTERACTIONS_ADDED = (f"{quote(S.SPLIT)} VARCHAR",)
 
 
 def sql_type(dtype: pl.DataType) -> str:
@@ -83,7 +84,10 @@ def ddl() -> list[str]:
                                            f"{quote(SOURCE_ROW)} BIGINT",
                                            f"{quote(REASON)} VARCHAR"]),
         ]
-    for table, added in (("snapshots", _SNAPSHOT_ADDED), ("load_batches", _BATCH_ADDED)):
+    added_columns = [("snapshots", _SNAPSHOT_ADDED), ("load_batches", _BATCH_ADDED)]
+    added_columns += [(f"{kind}_interactions", _INTERACTIONS_ADDED)
+                      for kind in ("raw", "clean", "quarantine")]
+    for table, added in added_columns:
         statements += [f"ALTER TABLE {quote(table)} ADD COLUMN IF NOT EXISTS {column}"
                        for column in added]
     return statements

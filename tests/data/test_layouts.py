@@ -122,6 +122,43 @@ def test_recbole_without_timestamps_and_untyped_header(tmp_path: Path) -> None:
         load_dataset(tmp_path)
 
 
+def recbole_benchmark(directory: Path) -> Path:
+    """RecBole benchmark files: x.train/valid/test.inter (no timestamps) + x.item."""
+    header = "user_id:token\titem_id:token\n"
+    write(directory / "x.train.inter", header + "1\t10\n1\t11\n2\t10\n")
+    write(directory / "x.valid.inter", header + "1\t12\n")
+    write(directory / "x.test.inter", header + "1\t13\n3\t10\n")
+    write(directory / "x.item", "item_id:token\ttitle:token_seq\n"
+          + "".join(f"{i}\tItem {i}\n" for i in range(10, 14)))
+    return directory
+
+
+def test_recbole_benchmark_files_carry_their_split(tmp_path: Path) -> None:
+    assert detect_layout(recbole_benchmark(tmp_path)).name == "recbole"
+    data = load_dataset(tmp_path)
+    inter = data.interactions
+    assert data.name == "x"
+    assert inter.select(S.USER_ID, S.ITEM_ID, S.SPLIT).rows() == [
+        ("1", "10", "train"), ("1", "11", "train"), ("2", "10", "train"),
+        ("1", "12", "valid"), ("1", "13", "test"), ("3", "10", "test")]
+    assert inter[ROW].to_list() == [1, 2, 3, 1, 1, 2]  # the record within its own file
+    assert epoch_seconds(inter) == [1, 2, 3, 4, 5, 6]  # file order goes on across the files
+    assert inter[PARSE_ERROR].null_count() == inter.height
+
+
+def test_recbole_benchmark_files_win_over_the_whole_file_and_valid_is_optional(
+        tmp_path: Path) -> None:
+    recbole_benchmark(tmp_path)
+    (tmp_path / "x.valid.inter").unlink()
+    write(tmp_path / "x.inter", "user_id:token\titem_id:token\n9\t10\n")
+    inter = load_dataset(tmp_path).interactions
+    assert inter[S.SPLIT].to_list() == ["train"] * 3 + ["test"] * 2
+    assert "9" not in inter[S.USER_ID].to_list()
+    (tmp_path / "x.test.inter").unlink()  # train alone is no split: the whole file is read
+    inter = load_dataset(tmp_path).interactions
+    assert inter[S.USER_ID].to_list() == ["9"] and inter[S.SPLIT].to_list() == [None]
+
+
 # --- Amazon UniSRec sequences ---------------------------------------------------------
 
 INTER_HEADER = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
@@ -148,6 +185,9 @@ def test_unisrec_rebuilds_sequences(unisrec: Path) -> None:
     assert inter[S.USER_ID].to_list() == ["alice"] * 6 + ["bob"] * 4
     assert inter[S.ITEM_ID].to_list() == [f"A{i}" for i in range(6)] + ["A2", "A3", "A4", "A5"]
     assert epoch_seconds(inter) == [1, 2, 3, 4, 5, 6, 1, 2, 3, 4]
+    # the published leave-one-out split: valid and test targets, everything before is train
+    assert inter[S.SPLIT].to_list() == (["train"] * 4 + ["valid", "test"]
+                                        + ["train"] * 2 + ["valid", "test"])
     assert inter[PARSE_ERROR].null_count() == inter.height
     assert inter[S.RATING].null_count() == inter.height
     assert data.items[S.TITLE][0] == "Item 0. Cat. Brand."
@@ -174,6 +214,9 @@ def test_amazon_scientific(shared_data: Path) -> None:
     first = inter.filter(pl.col(S.USER_ID) == "ABW8NXS7SV55K")
     assert first[S.ITEM_ID].to_list()[:2] == ["B00TNNWMXI", "B00IBZE2EQ"]
     assert epoch_seconds(first) == list(range(1, first.height + 1))
+    assert first[S.SPLIT].to_list() == ["train"] * (first.height - 2) + ["valid", "test"]
+    assert dict(inter[S.SPLIT].value_counts().iter_rows()) == {
+        "train": 59_427 - 2 * 8_442, "valid": 8_442, "test": 8_442}
     assert data.items.height == 4_385 and data.items[S.TITLE].null_count() == 0
     assert data.items[S.TITLE][0].startswith("PORTER-CABLE 740000801")
 

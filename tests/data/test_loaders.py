@@ -76,6 +76,15 @@ def test_generic_parquet_without_timestamps(tmp_path: Path) -> None:
     assert data.users is not None and data.users["age"].to_list() == ["30", "40"]
 
 
+def test_generic_split_column_is_read_as_lower_case_labels(tmp_path: Path) -> None:
+    write(tmp_path / "interactions.csv", "user_id,item_id,split\n"
+          "u1,i1,train\nu1,i2, Valid \nu1,i3,TEST\nu2,i1,\nu2,i2,tset\n")
+    write(tmp_path / "items.csv", "item_id,title\ni1,A\ni2,B\ni3,C\n")
+    inter = load_dataset(tmp_path).interactions
+    assert inter[S.SPLIT].to_list() == ["train", "valid", "test", None, "tset"]
+    assert inter[PARSE_ERROR].null_count() == 5  # labels are judged by the validator
+
+
 def test_parquet_datetime_column(tmp_path: Path) -> None:
     ts = [datetime(2020, 1, 1), datetime(2020, 1, 2)]
     pl.DataFrame({"user_id": ["a", "b"], "item_id": ["x", "x"], "ts": ts}).write_parquet(

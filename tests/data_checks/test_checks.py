@@ -120,6 +120,30 @@ def test_empty_table_fails_validation() -> None:
         result.raise_if_failed()
 
 
+def with_split(frame: pl.DataFrame, labels: list[str | None]) -> pl.DataFrame:
+    return frame.with_columns(pl.Series(S.SPLIT, labels, dtype=pl.String))
+
+
+def test_bad_split_labels_are_quarantined_with_reasons() -> None:
+    rows = [*GOOD, ("u2", "i2", ts(3), None), ("u3", "i1", ts(4), None)]
+    frame = with_split(interactions(rows), ["train", "valid", "test", None, "tset"])
+    report = check_interactions(frame, items(["i1", "i2"]))
+    reasons = dict(zip(report.bad_rows["_index"].to_list(), report.bad_rows["reason"],
+                       strict=True))
+    assert reasons == {3: "expect_column_values_to_not_be_null(split)",
+                       4: "expect_column_values_to_be_in_set(split)"}
+    assert report.invalid_rows == 2
+
+
+def test_split_labels_are_optional_and_one_key_keeps_one_label() -> None:
+    unlabelled = check_interactions(interactions(GOOD), items(["i1", "i2"]))
+    assert unlabelled.success  # no label at all: no split, nothing to judge
+    same_key = [GOOD[0], GOOD[0]]  # the same (user, item, ts) labelled train, then test
+    report = check_interactions(with_split(interactions(same_key), ["train", "test"]),
+                                items(["i1"]))
+    assert report.bad_rows.rows() == [(0, "superseded")]  # the later label wins
+
+
 @pytest.fixture
 def messy_dir(tmp_path: Path) -> Path:
     (tmp_path / "interactions.csv").write_text(

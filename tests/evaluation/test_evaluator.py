@@ -189,3 +189,25 @@ def test_empty_segment_gives_nan_means(data_factory, fixed_scorer) -> None:
                       cold_user_max=1)
     assert result.n_users["cold_users"] == 0
     assert math.isnan(result.segments["cold_users"]["m"]["ndcg@2"])
+
+
+def test_several_cutoffs_measure_one_ranking_at_each(data_factory, fixed_scorer) -> None:
+    train, test, rng = random_case(data_factory, seed=5)
+    scorer = fixed_scorer(rng.normal(size=(50, 40)), train)
+    both = evaluate({"m": scorer}, train, test, k=[5, 3])
+    assert (both.k, both.ks) == (5, (5, 3))  # the first is the main cut-off
+    assert tuple(both.metrics["m"]) == (*metric_keys(5), *metric_keys(3))
+    assert both.topk["m"].shape == (both.n_users["all"], 5)
+    for k in (5, 3):
+        alone = evaluate({"m": scorer}, train, test, k=k)
+        np.testing.assert_array_equal(both.topk["m"][:, :k], alone.topk["m"])
+        for segment in SEGMENTS:
+            for key, value in alone.segments[segment]["m"].items():
+                assert both.segments[segment]["m"][key] == pytest.approx(value, nan_ok=True)
+            for key, values in alone.per_user[segment]["m"].items():
+                np.testing.assert_array_equal(both.per_user[segment]["m"][key], values)
+    assert both.metric_key("ndcg") == "ndcg@5" and both.metric_key("ndcg@3") == "ndcg@3"
+    with pytest.raises(ValueError, match="unknown metric 'ndcg@4'"):
+        both.metric_key("ndcg@4")
+    with pytest.raises(ValueError, match="bad cut-off '0'"):
+        evaluate({"m": scorer}, train, test, k=[5, 0])

@@ -121,3 +121,20 @@ def test_f1_is_mean_of_per_user_f1() -> None:
                         M.relevance_matrix([{0}, {2, 3, 4, 5}], 10), 2)
     assert values["f1"] == pytest.approx([2 / 3, 2 / 3])
     assert M.summarize(values, 0.0, 2)["f1@2"] == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (10, (10,)),                        # the flow parameter and the deployments' k: 10
+    ([10, 20], (10, 20)),
+    ("10,20", (10, 20)),
+    (["20", " 5 , 10", "20"], (20, 5, 10)),  # in the order given, each once
+])
+def test_cutoffs(given, expected) -> None:
+    assert M.cutoffs(given) == expected
+
+
+@pytest.mark.parametrize("bad", [0, "0", "-3", "ten", "10;20", [], True])
+def test_bad_cutoffs_are_one_line_errors(bad) -> None:
+    with pytest.raises(ValueError, match="cut-off") as info:
+        M.cutoffs(bad)
+    assert "\n" not in str(info.value)

@@ -155,3 +155,26 @@ def test_markdown_needs_a_training_run_s_report(evaluation) -> None:
     assert "Snapshot `s1`: 6 users, 8 items" in text and "| interactions | 13 | 13 | 0 |" in text
     assert "Version **2** of `recsys-hybrid`: not promoted. no champion yet" in text
     assert "[Data Docs](file:///docs/index.html)" in text and "| ingest | 1.00 |" in text
+
+
+def test_a_report_of_several_cutoffs_keeps_the_main_keys_first(data_factory, fixed_scorer
+                                                               ) -> None:
+    train = data_factory(6, 8, [(u, u % 4) for u in range(6)])
+    test = data_factory(6, 8, [(u, (u + 1) % 8) for u in range(6)])
+    scorer = fixed_scorer(np.random.default_rng(1).random((6, 8)), train)
+    evaluation = evaluate({"fused": scorer, "als": scorer}, train, test, k=[3, 5])
+    report = build_report("synthetic", "given", 3, evaluation, {"als": 1.0}, {}, None)
+    out = report.to_json()
+    assert tuple(out) == REPORT_KEYS and out["k"] == 3
+    assert tuple(out["models"]["fused"]) == (*metric_keys(3), *metric_keys(5))
+    assert tuple(out["segments"]["cold_users"]["als"]) == (*metric_keys(3), *metric_keys(5))
+    assert report.cutoffs == (3, 5) and report.score("als") == out["models"]["als"]["ndcg@3"]
+    assert RunReport.model_validate(json.loads(json.dumps(out))).cutoffs == (3, 5)
+    assert [c.header for c in metrics_table(report, k=5).columns] == ["model", *metric_keys(5)]
+    text = render_text(report)
+    assert "synthetic / given @ 3" in text and "synthetic / given @ 5" in text
+    assert "given @ 5 - segment long_tail" in text and "ndcg@5" in text
+
+
+def test_a_single_cutoff_report_has_one_cutoff(evaluation) -> None:
+    assert make_report(evaluation).cutoffs == (3,)

@@ -5,7 +5,7 @@ import pytest
 
 from recsys_core.data import schema as S
 from recsys_core.evaluation import splits
-from recsys_core.evaluation.splits import PROTOCOLS, Split
+from recsys_core.evaluation.splits import DRAWN_PROTOCOLS, Split
 
 
 def pairs(frame: pl.DataFrame) -> set[tuple[str, str]]:
@@ -31,14 +31,14 @@ def test_deduplicate_keeps_latest_row_and_sums_weights(frame_factory) -> None:
     assert a[S.TS] == frame[S.TS].max()
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", DRAWN_PROTOCOLS)
 def test_every_protocol_partitions_the_pairs(random_frame, protocol) -> None:
     part = splits.split(random_frame, protocol, seed=3)
     assert_partition(random_frame, part)
     assert part.train.height > 0 and part.test.height > 0
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", DRAWN_PROTOCOLS)
 def test_same_seed_same_split_in_any_row_order(random_frame, protocol) -> None:
     shuffled = random_frame.sample(fraction=1.0, shuffle=True, seed=11)
     a = splits.split(random_frame, protocol, seed=5)
@@ -119,7 +119,7 @@ def test_cold_items_are_absent_from_train(random_frame) -> None:
     assert held.height == part.test.height
 
 
-@pytest.mark.parametrize("protocol", PROTOCOLS)
+@pytest.mark.parametrize("protocol", DRAWN_PROTOCOLS)
 def test_validation_is_carved_from_train_only(random_frame, protocol) -> None:
     outer = splits.split(random_frame, protocol, seed=9)
     inner = splits.validation_split(outer.train, protocol, seed=9)
@@ -176,7 +176,7 @@ def test_bad_fraction_raises(random_frame) -> None:
 
 def test_empty_frame(frame_factory, random_frame) -> None:
     empty = random_frame.clear()
-    for protocol in PROTOCOLS:
+    for protocol in DRAWN_PROTOCOLS:
         part = splits.split(empty, protocol)
         assert part.train.height == 0 and part.test.height == 0
 
@@ -203,3 +203,83 @@ def test_random_carves_draw_with_the_next_seeds(random_frame, protocol) -> None:
 def test_carves_need_at_least_one() -> None:
     with pytest.raises(ValueError, match="carves"):
         splits.validation_carves(pl.DataFrame(), "stratified", carves=0)
+
+
+# --- given: the published split the rows carry -----------------------------------------
+
+GIVEN = [("u1", "a", 1, "train"), ("u1", "b", 2, "train"), ("u1", "a", 3, "train"),
+         ("u1", "c", 4, "valid"), ("u1", "d", 5, "test"),
+         ("u2", "a", 1, "train"), ("u2", "b", 2, "test"), ("u2", "a", 6, "test"),
+         ("u3", "e", 7, "test")]
+
+
+@pytest.fixture
+def labelled(frame_factory):
+    """Canonical interactions from (user, item, day, split label) tuples."""
+    def build(rows: list[tuple[str, str, int, str | None]]) -> pl.DataFrame:
+        frame = frame_factory([(u, i, d) for u, i, d, _ in rows])
+        return frame.with_columns(pl.Series(S.SPLIT, [r[3] for r in rows], dtype=pl.String))
+
+    return build
+
+
+def rows_of(frame: pl.DataFrame) -> list[tuple]:
+    return frame.select(S.USER_ID, S.ITEM_ID, S.SPLIT).rows()
+
+
+def test_given_keeps_the_given_rows_and_rejects_pairs_already_seen(labelled) -> None:
+    part = splits.split(labelled(GIVEN), "given", seed=1)
+    # repeated train rows stay rows: nothing is deduplicated or drawn
+    assert rows_of(part.train) == [("u1", "a", "train"), ("u1", "b", "train"),
+                                   ("u1", "a", "train"), ("u1", "c", "valid"),
+                                   ("u2", "a", "train")]
+    assert rows_of(part.test) == [("u1", "d", "test"), ("u2", "b", "test"),
+                                  ("u3", "e", "test")]  # u3 and item e: cold, kept
+    assert part.rejected is not None
+    assert part.rejected.select(S.USER_ID, S.ITEM_ID, S.SPLIT, "reason").rows() == [
+        ("u2", "a", "test", "split: (user_id, item_id) also in train")]
+    assert part.train.columns == part.test.columns == labelled(GIVEN).columns
+    inner = splits.validation_split(part.train, "given")
+    assert rows_of(inner.test) == [("u1", "c", "valid")]  # the given valid rows, as they are
+    assert inner.train.height == 4 and set(inner.train[S.SPLIT]) == {"train"}
+
+
+def test_given_rejects_a_test_pair_of_the_valid_part(labelled) -> None:
+    rows = [("u1", "a", 1, "train"), ("u1", "b", 2, "valid"), ("u1", "b", 3, "test"),
+            ("u1", "c", 4, "test")]
+    part = splits.given(labelled(rows))
+    assert part.rejected is not None
+    assert part.rejected["reason"].to_list() == ["split: (user_id, item_id) also in valid"]
+    assert rows_of(part.test) == [("u1", "c", "test")]
+
+
+def test_given_without_valid_rows_carves_each_users_latest_training_pair(labelled) -> None:
+    part = splits.given(labelled([r for r in GIVEN if r[3] != "valid"]))
+    inner = splits.validation_split(part.train, "given", seed=3)
+    # u1's latest training pair is a (days 1 and 3); u2 has one pair and keeps it
+    assert inner.test.select(S.USER_ID, S.ITEM_ID).rows() == [("u1", "a")]
+    assert inner.train.select(S.USER_ID, S.ITEM_ID).rows() == [("u1", "b"), ("u2", "a")]
+
+
+@pytest.mark.parametrize(("labels", "message"), [
+    ([None] * 4, "protocol 'given' needs the published split in the interactions' 'split' "
+                 "column"),
+    (["train", "test", None, "test"], "1 of 4 interactions have no 'split' label"),
+    (["train", "test", "tset", "test"], r"unknown 'split' labels \['tset'\]"),
+    (["train", "valid", "valid", "train"], "no interaction has 'split' = 'test'"),
+])
+def test_given_errors_are_one_line(labelled, labels, message) -> None:
+    rows = [("u1", "a", 1), ("u1", "b", 2), ("u2", "a", 3), ("u2", "c", 4)]
+    frame = labelled([(*row, label) for row, label in zip(rows, labels, strict=True)])
+    with pytest.raises(ValueError, match=message) as info:
+        splits.split(frame, "given")
+    assert "\n" not in str(info.value)
+
+
+def test_given_carves_roll_back_from_the_given_valid_rows(labelled) -> None:
+    part = splits.given(labelled(GIVEN))
+    first, second = splits.validation_carves(part.train, "given", carves=2)
+    assert rows_of(first.test) == [("u1", "c", "valid")]
+    # then each user's latest pair of the train rows: u1's a (days 1 and 3); u2 keeps its one
+    assert second.test.select(S.USER_ID, S.ITEM_ID).rows() == [("u1", "a")]
+    assert second.train.select(S.USER_ID, S.ITEM_ID).rows() == [("u1", "b"), ("u2", "a")]

@@ -317,3 +317,35 @@ def test_older_warehouse_file_gains_new_columns(tmp_path: Path) -> None:
     snap = wh.load(make_dataset())
     assert wh.snapshots().filter(pl.col("snapshot_id") == snap)["parent_id"].item() is None
     assert wh.append(increment()) != snap
+
+
+def test_split_labels_travel_to_the_features(tmp_path: Path) -> None:
+    labels = ["train", "train", "test", None]
+    data = make_dataset()
+    data = Dataset(data.name, data.interactions.with_columns(pl.Series(S.SPLIT, labels)),
+                   data.items)
+    bad = make_quarantine()["interactions"].with_columns(pl.lit("test").alias(S.SPLIT))
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    snap = wh.load(data, {"interactions": bad})
+    assert snap != snapshot_id(make_dataset())  # the labels are part of the content
+    by_pair = {(r[S.USER_ID], r[S.ITEM_ID]): r[S.SPLIT]
+               for r in wh.interactions(snap).iter_rows(named=True)}
+    assert by_pair == {("u2", "i1"): "train", ("u1", "i1"): "train", ("u1", "i2"): "test",
+                       ("u3", "i3"): None}
+    features = build_features(wh, snap)
+    assert dict(zip(zip(features.interactions[S.USER_ID], features.interactions[S.ITEM_ID],
+                        strict=True), features.interactions[S.SPLIT], strict=True)) == by_pair
+    assert wh.quarantined("interactions")[S.SPLIT].to_list() == ["test"]
+
+
+def test_older_warehouse_file_gains_the_split_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    Warehouse(path)
+    con = duckdb.connect(str(path))
+    for table in ("raw_interactions", "clean_interactions", "quarantine_interactions"):
+        con.execute(f'ALTER TABLE {table} DROP COLUMN "split"')  # as written before it existed
+    con.close()
+    wh = Warehouse(path)
+    snap = wh.load(make_dataset())
+    assert wh.interactions(snap)[S.SPLIT].to_list() == [None] * 4
+    assert counts(path)["raw_interactions"] == 4
