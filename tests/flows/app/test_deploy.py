@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from flows.app.cli import app
 from flows.app.deploy import load_spec, runner_deployments
 from recsys_core.config import Settings
+from recsys_core.training import TrainingConfig
 from tests.tiny_bert import build_tiny_model
 
 BIN = Path(sys.executable).parent
@@ -124,7 +125,9 @@ def test_deploy_trigger_and_worker_run_training(server: dict[str, str],
                    "promoted to champion", "MLflow run: `runs:/"):
         assert needle in report
     progress = [a for a in artifacts if a.type == "progress"]
-    assert len(progress) == 3 and all(a.data == 100.0 for a in progress)
+    # one per batch of sources trained: each validation carve's fit part, train, baselines
+    assert len(progress) == TrainingConfig().carves + 2
+    assert all(a.data == 100.0 for a in progress)
     settings = Settings(home=Path(server["RECSYS_HOME"]))
     versions = MlflowClient(f"sqlite:///{settings.mlflow_db}").search_model_versions(
         "name='recsys-hybrid'")
