@@ -225,6 +225,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("recsys_core").setLevel(logging.INFO)
+    logging.getLogger("bench").setLevel(logging.INFO)  # the RecBole peers' epochs
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch threads "
           f"{torch.get_num_threads()}, cuda {torch.cuda.is_available()}; seed {args.seed}, "
           f"fusion trials {args.trials}, source trials {args.source_trials}, "

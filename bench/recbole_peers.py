@@ -40,6 +40,7 @@ import logging
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -99,8 +100,10 @@ def _compat() -> Iterator[None]:
 
     RecBole takes each sequence's length with ``Series.agg(len)``, elementwise under pandas 2;
     pandas 3 returns the length of the whole column instead (silently, for SASRec's item
-    lengths). Its ``Config`` also reads ``--key=value`` arguments from ``sys.argv``, which
-    are the benchmark's own.
+    lengths). Its missing-value filling (``fillna(inplace=True)`` on a column) does nothing
+    under pandas 3's copy-on-write and warns; the files written here have no missing value,
+    so the warning is silenced. Its ``Config`` also reads ``--key=value`` arguments from
+    ``sys.argv``, which are the benchmark's own.
     """
     agg = pd.Series.agg
 
@@ -108,7 +111,8 @@ def _compat() -> Iterator[None]:
         return series.map(len) if func is len else agg(series, func, *args, **kwargs)
 
     with mock.patch.object(pd.Series, "agg", elementwise_len), \
-            mock.patch.object(sys, "argv", sys.argv[:1]):
+            mock.patch.object(sys, "argv", sys.argv[:1]), warnings.catch_warnings():
+        warnings.simplefilter("ignore", pd.errors.ChainedAssignmentError)
         yield
 
 
@@ -126,9 +130,7 @@ def _without(data: InteractionData, other: InteractionData | None) -> Interactio
     """``data`` minus the pairs of ``other`` (their training part)."""
     if other is None:
         return data
-    keep = (data.matrix != 0).astype(np.int8) - (data.matrix != 0).multiply(other.matrix != 0)
-    keep = sp.csr_matrix(keep, dtype=bool)
-    keep.eliminate_zeros()
+    keep = sp.csr_matrix((data.matrix != 0) > (other.matrix != 0))
     matrix = data.matrix.multiply(keep).tocsr()
     matrix.eliminate_zeros()
     times = None if data.times is None else data.times.multiply(keep).tocsr()
@@ -173,11 +175,12 @@ class _RecBolePeer(Scorer[RecBoleConfig]):
                 init_seed(config["seed"], config["reproducibility"])
                 dataset = create_dataset(config)
                 train_data, valid_data, _ = data_preparation(config, dataset)
+            anomaly = torch.is_anomaly_enabled()
             model_class = get_model(config["model"])
             # importing RecBole's sequential models runs its SINE module's
             # torch.autograd.set_detect_anomaly(True), process-wide: ~10x slower autograd for
-            # every torch model after it (the product's too), so it is switched back off
-            torch.autograd.set_detect_anomaly(False)
+            # every torch model after it (the product's too), so the setting is put back
+            torch.autograd.set_detect_anomaly(anomaly)
             model = model_class(config, train_data._dataset).to(config["device"])
             with contextlib.chdir(tmp):  # its TensorBoard writer logs into the working dir
                 trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
