@@ -19,9 +19,10 @@ valid set; test data never reaches RecBole. The scores come from the trained mod
 
 - ``RecBoleSASRec``: each user's whole ``data`` sequence (time order, its last 50 items) is
   the input; score = the last position's output . every item embedding (``full_sort_predict``).
-- ``RecBoleLightGCN``: the learned layer-0 embeddings propagated over the ``data`` graph
-  (LightGCN's propagation has no parameters, so the validation edges count at inference as
-  the validation items do in SASRec's input); score = user . item.
+- ``RecBoleLightGCN``: its final user and item embeddings (the layer mean over the graph it
+  trained on, ``full_sort_predict``'s); score = user . item. (Propagating the trained layer-0
+  embeddings over the whole ``data`` graph instead, validation edges included, scored the
+  same: ml-latest-small stratified, 60 epochs, NDCG@10 0.2756 vs 0.2780.)
 
 Items RecBole never saw (no interaction in ``data``: cold items) and users without history
 score NaN: both models are ID-only, which is why bench/quality.py runs them under
@@ -261,14 +262,7 @@ class RecBoleLightGCN(_RecBolePeer):
 
     def _represent(self, model, data: InteractionData, users: np.ndarray, items: np.ndarray
                    ) -> None:
-        rows, cols, _ = _pairs(data.matrix, None)
-        rows, cols = users[rows], items[cols]
-        known = (rows >= 0) & (cols >= 0)  # a user or item RecBole never saw has no node
-        graph = sp.coo_matrix((np.ones(known.sum(), dtype=np.float32), (rows[known], cols[known])),
-                              shape=(model.n_users, model.n_items))
-        model.interaction_matrix = graph
-        model.norm_adj_matrix = model.get_norm_adj_mat()
-        user_e, item_e = model.forward()
+        user_e, item_e = model.forward()  # propagated over the graph it trained on
         self.user_factors = self._aligned(user_e, users)
         self.item_factors = self._aligned(item_e, items)
 
