@@ -8,8 +8,9 @@ excluded) measures peers and product alike.
   [100], tanh, Poisson likelihood, 500 epochs, lr 0.001, batch 128); score = theta_u . beta_i.
   cornac binarises the interactions itself. Items without training interactions are unknown
   to cornac and score NaN.
-- ``LightFMPeer``: LightFM WARP with item features (identity + title tokens + categories), so
-  an item without interactions still gets a representation from its features;
+- ``LightFMPeer``: LightFM WARP with item features (identity + title tokens + categories),
+  trained on the items that have training interactions (a cold item is no training negative),
+  so an item without interactions gets its representation from its features;
   score = p_u . q_i + b_i. With ``identity=False`` items are their features only (LightFM's
   cold-start setting: a cold item's untrained identity vector no longer drags it down).
 """
@@ -119,14 +120,19 @@ class LightFMPeer(Scorer[LightFMConfig]):
         dataset = Dataset(item_identity_features=c.identity)
         dataset.fit(range(data.n_users), range(data.n_items),
                     item_features={f for _, feats in features for f in feats})
-        item_features = dataset.build_item_features(features)
-        coo = data.matrix.tocoo()
-        interactions = coo.tocsr().astype(bool).astype(np.float32).tocoo()
+        item_features = dataset.build_item_features(features)  # every item, rows sum to 1
+        # LightFM learns from the items that have training interactions. A column without
+        # any is never a positive, only a WARP negative, so training over it would push its
+        # own features (its title tokens, its identity) below every warm item's: each cold
+        # item then ranked under all warm ones (exactly 0 NDCG under cold_items). New items
+        # are unknown at training time; they get their representation from their features.
+        warm = np.flatnonzero(data.matrix.getnnz(axis=0) > 0)
+        interactions = (data.matrix[:, warm] != 0).astype(np.float32).tocoo()
         model = LightFM(loss="warp", no_components=c.no_components, learning_rate=c.learning_rate,
                         item_alpha=c.item_alpha, random_state=options.seed)
-        model.fit(interactions, item_features=item_features, epochs=c.epochs,
+        model.fit(interactions, item_features=item_features[warm], epochs=c.epochs,
                   num_threads=c.threads)
-        # Dataset maps ids in insertion order, so internal index == our index.
+        # Dataset maps ids in insertion order, so a feature row's index == our item index.
         self.item_bias, self.item_factors = model.get_item_representations(item_features)
         _, self.user_factors = model.get_user_representations()
 

@@ -9,10 +9,16 @@ then trains the peers on the same training part and evaluates them with the same
 dataset x protocol, plus the wall time of each stage.
 
 Peers: EASE (recsys_core's, at its default lambda, untuned), cornac BiVAE (Microsoft
-Recommenders' settings; ``--bivae-epochs`` lowers the 500 epochs where CPU time is short) and
-LightFM WARP with item features (title tokens + categories). Under ``cold_items`` every test
-item is cold, which EASE and BiVAE cannot score (NaN, i.e. NDCG 0), so only LightFM runs there,
-with identity features (``lightfm``) and without them (``lightfm_features``).
+Recommenders' settings; ``--bivae-epochs`` lowers the 500 epochs where CPU time is short),
+LightFM WARP with item features (title tokens + categories), and RecBole's SASRec (full-softmax
+CE, ``recbole_sasrec``) and LightGCN (``recbole_lightgcn``) with RecBole's defaults, trained on
+the run's ``fit`` part and early-stopped on its ``valid`` part (both carved from training)
+with at most ``--sasrec-epochs`` / ``--lightgcn-epochs`` epochs, then scoring from the whole
+training part (see bench/recbole_peers.py). Under ``cold_items`` every test item is cold,
+which the ID-only peers (EASE, BiVAE, SASRec, LightGCN) cannot score (NaN, i.e. NDCG 0), so
+only LightFM runs there, with identity features (``lightfm``) and without them
+(``lightfm_features``); that protocol is reported twice, ranking all items and ranking only
+the cold items (``cold_candidates``).
 
     python bench/quality.py                                   # everything (about an hour)
     python bench/quality.py --datasets ml-latest-small --protocols stratified --quick
@@ -44,6 +50,7 @@ import polars as pl  # noqa: E402
 import torch  # noqa: E402
 
 from bench.peers import BiVAEConfig, BiVAEPeer, LightFMConfig, LightFMPeer  # noqa: E402
+from bench.recbole_peers import RecBoleConfig, RecBoleLightGCN, RecBoleSASRec  # noqa: E402
 from recsys_core import pipeline  # noqa: E402
 from recsys_core.cf.ease import EASE  # noqa: E402
 from recsys_core.config import Settings  # noqa: E402
@@ -58,7 +65,8 @@ DATA = Path("/work/shared/data")
 DATASETS = ("ml-latest-small", "amazon-scientific", "lastfm-2k")
 PROTOCOLS = ("stratified", "cold_items", "leave_last")
 METRICS = ("ndcg", "precision", "recall", "map", "hit", "mrr", "coverage")
-PEERS = ("peer_ease", "bivae", "lightfm", "lightfm_features")
+PEERS = ("peer_ease", "bivae", "lightfm", "lightfm_features", "recbole_sasrec",
+         "recbole_lightgcn")
 
 
 @contextmanager
@@ -117,37 +125,45 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
     quick = args.quick
     peers = {"peer_ease": EASE(),
              "bivae": BiVAEPeer(BiVAEConfig(n_epochs=args.bivae_epochs)),
-             "lightfm": LightFMPeer(LightFMConfig(epochs=10 if quick else 30), categories)}
-    if protocol == "cold_items":  # every test item is cold: EASE and BiVAE score them NaN
+             "lightfm": LightFMPeer(LightFMConfig(epochs=10 if quick else 30), categories),
+             "recbole_sasrec": RecBoleSASRec(RecBoleConfig(epochs=args.sasrec_epochs)),
+             "recbole_lightgcn": RecBoleLightGCN(RecBoleConfig(epochs=args.lightgcn_epochs))}
+    if protocol == "cold_items":  # every test item is cold: the ID-only peers score them NaN
         peers = {"lightfm": peers["lightfm"], "lightfm_features": LightFMPeer(
             LightFMConfig(epochs=10 if quick else 30, identity=False), categories)}
     if args.peers is not None:
         keep = set(filter(None, args.peers.split(",")))
         peers = {name: peer for name, peer in peers.items() if name in keep}
+    # RecBole fits the fit part and early-stops on the valid part (train minus valid = fit)
+    early = TrainOptions(seed=args.seed, validation=store.data("valid"))
     for name, peer in list(peers.items()):
         with timed(timings, f"peer_{name}" if not name.startswith("peer") else name):
             try:
-                peer.train(train, options)
+                peer.train(train, early if name.startswith("recbole") else options)
             except Exception:  # a failing peer must not cost the product's table
                 logging.getLogger("bench").exception("peer %s failed; left out", name)
                 del peers[name]
     with timed(timings, "evaluate_peers"):
-        peer_eval = evaluate(peers, train, test, k=10) if peers else None
+        peer_eval = (evaluate(peers, train, test, k=10,
+                              cold_candidates=protocol == "cold_items") if peers else None)
+    epochs = {name: (peer.epochs_run, peer.best_epoch, peer.config.epochs)
+              for name, peer in peers.items() if name.startswith("recbole")}
     return {"product": final.evaluation, "peers": peer_eval, "tuning": tuned,
-            "params": params, "rows": store.meta["rows"]}
+            "params": params, "rows": store.meta["rows"], "epochs": epochs}
 
 
 def table(result: dict) -> list[str]:
     product, peers = result["product"], result["peers"]
-    head = ["model", *(f"{m}@10" for m in METRICS), "ndcg@10 cold_items", "ndcg@10 long_tail"]
+    segments = ("cold_items", "long_tail", "cold_candidates")
+    head = ["model", *(f"{m}@10" for m in METRICS), *(f"ndcg@10 {s}" for s in segments)]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for evaluation in (e for e in (product, peers) if e is not None):
         for name in evaluation.models:
             row = evaluation.metrics[name]
             seg = evaluation.segments
             cells = [f"{row[f'{m}@10']:.4f}" for m in METRICS]
-            for segment in ("cold_items", "long_tail"):
-                value = seg[segment][name]["ndcg@10"]
+            for segment in segments:  # cold_candidates: only under cold_items
+                value = seg[segment][name]["ndcg@10"] if segment in seg else np.nan
                 cells.append("-" if np.isnan(value) else f"{value:.4f}")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return lines
@@ -164,6 +180,15 @@ def verdict(result: dict, protocol: str) -> list[str]:
     for peer in (p for p in PEERS if p in ndcg):
         out.append(f"fused vs {peer}: {100 * (fused / ndcg[peer] - 1):+.1f}%" if ndcg[peer] > 0
                    else f"fused vs {peer}: {peer} scores 0")
+    if peers is not None and "cold_candidates" in peers.segments:
+        cold = {n: v["ndcg@10"] for n, v in {**product.segments["cold_candidates"],
+                                             **peers.segments["cold_candidates"]}.items()}
+        for peer in (p for p in PEERS if p in cold):
+            out.append(f"cold_candidates: fused vs {peer}: "
+                       + (f"{100 * (cold['fused'] / cold[peer] - 1):+.1f}%" if cold[peer] > 0
+                          else f"{peer} scores 0"))
+    for peer, (run, best, cap) in result["epochs"].items():
+        out.append(f"{peer}: {run} epochs (cap {cap}), best epoch {best} (0-based)")
     weights = result["tuning"].config
     out.append(f"fusion: {weights.normaliser}/{weights.missing} weights "
                + json.dumps({n: round(w, 3) for n, w in weights.weights.items()}))
@@ -182,6 +207,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--bivae-epochs", type=int, default=None,
                         help="BiVAE epochs (default 500, the MS Recommenders setting; 50 quick)")
+    for peer in ("sasrec", "lightgcn"):
+        parser.add_argument(f"--{peer}-epochs", type=int, default=None,
+                            help=f"most epochs of RecBole's {peer}, which early-stops on "
+                            "validation (default 300, RecBole's own; 2 quick)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch threads (1 when datasets run in parallel: torch's thread "
                         "pool crawls on an oversubscribed machine)")
@@ -198,15 +227,20 @@ def main() -> None:
     args = parser.parse_args()
     args.trials = args.trials if args.trials is not None else (10 if args.quick else 40)
     args.bivae_epochs = args.bivae_epochs or (50 if args.quick else 500)
+    args.sasrec_epochs = args.sasrec_epochs or (2 if args.quick else 300)
+    args.lightgcn_epochs = args.lightgcn_epochs or (2 if args.quick else 300)
     args.source_trials = (args.source_trials if args.source_trials is not None
                           else (2 if args.quick else 6))
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("recsys_core").setLevel(logging.INFO)
+    logging.getLogger("bench").setLevel(logging.INFO)  # the RecBole peers' epochs
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch threads "
           f"{torch.get_num_threads()}, cuda {torch.cuda.is_available()}; seed {args.seed}, "
           f"fusion trials {args.trials}, source trials {args.source_trials}, "
-          f"BiVAE epochs {args.bivae_epochs}, quick {args.quick}", flush=True)
+          f"BiVAE epochs {args.bivae_epochs}, RecBole epochs at most {args.sasrec_epochs} "
+          f"(SASRec) / {args.lightgcn_epochs} (LightGCN), "
+          f"quick {args.quick}", flush=True)
     for name in args.datasets.split(","):
         settings = Settings(home=Path(args.home) / Path(name).name)  # one warehouse each, so
         settings.ensure_dirs()  # datasets can run in parallel processes; embeddings cached

@@ -25,7 +25,13 @@ from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.config import EncoderConfig
 from recsys_core.embed.encoder import TextEncoder
 from recsys_core.embed.engine import EmbeddingRun, run_embedding
-from recsys_core.evaluation.evaluator import Evaluation, evaluate, rank_users, test_rows
+from recsys_core.evaluation.evaluator import (
+    Evaluation,
+    cold_candidate_items,
+    evaluate,
+    rank_users,
+    test_rows,
+)
 from recsys_core.evaluation.limits import eval_users
 from recsys_core.evaluation.metrics import cutoffs
 from recsys_core.evaluation.report import BestSingle, FusionSection, RunReport, build_report
@@ -277,9 +283,12 @@ def evaluate_run(store: RunStore, source_paths: Mapping[str, str | Path],
     lists = None
     if ranked is not None:
         shards = [np.load(path) for path in ranked]
-        lists = {name: np.concatenate([shard[name] for shard in shards]) for name in scorers}
+        lists = {ranking: {name: np.concatenate([shard[f"{ranking}/{name}"] for shard in shards])
+                           for name in scorers}
+                 for ranking in {key.split("/", 1)[0] for key in shards[0].files}}
     evaluation = evaluate(scorers, train, store.data("test"), k=k, ranked=lists,
-                          max_users=eval_users(train.n_items))
+                          max_users=eval_users(train.n_items),
+                          cold_candidates=_cold_candidates(store))
     model = HybridRecommender(fused, train, encoder=encoder)
     model_dir = model.save(store.model_dir, {**store.meta, **(meta or {})})
     return FinalModel(model, evaluation, model_dir)
@@ -316,13 +325,20 @@ def rank_test_users(store: RunStore, source_paths: Mapping[str, str | Path],
     """
     train = store.data("train", embeddings)
     _, scorers = _evaluation_scorers(train, source_paths, baseline_paths, fusion)
-    rows = test_rows(train, store.data("test"), eval_users(train.n_items))[start:stop]
+    test = store.data("test")
+    rows = test_rows(train, test, eval_users(train.n_items))[start:stop]
     depth = max(cutoffs(k))
-    lists = rank_users(scorers, train, rows, depth)
+    cold = cold_candidate_items(train, test) if _cold_candidates(store) else None
+    lists = rank_users(scorers, train, rows, depth, cold_items=cold)
     key = json.dumps([{n: str(p) for n, p in source_paths.items()},
                       {n: str(p) for n, p in baseline_paths.items()}, fusion.model_dump(), depth],
                      sort_keys=True)
     return store.save_ranked(key, start, stop, lists)
+
+
+def _cold_candidates(store: RunStore) -> bool:
+    """Whether the run also ranks its cold items alone (``cold_items``: ``cold_candidates``)."""
+    return store.meta["protocol"] == "cold_items"
 
 
 def _evaluation_scorers(train: InteractionData, source_paths: Mapping[str, str | Path],

@@ -179,18 +179,22 @@ class RunStore:
             raise TypeError(f"{path} does not hold a scorer")
         return scorer
 
-    def save_ranked(self, key: str, start: int, stop: int, lists: Mapping[str, np.ndarray]
-                    ) -> Path:
-        """Store the top-k lists of test users ``start`` to ``stop``, one array per model.
+    def save_ranked(self, key: str, start: int, stop: int,
+                    lists: Mapping[str, Mapping[str, np.ndarray]]) -> Path:
+        """Store the top-k lists of test users ``start`` to ``stop``, one array per ranking
+        and model, named ``RANKING/MODEL``.
 
         Args:
             key: what the lists were ranked with (models, fusion, k): shards of one ranking
                 share a folder, another ranking gets its own.
             start: first test user.
             stop: one past the last test user.
-            lists: model name -> (users, k) item indices.
+            lists: ranking (``all``, ``cold_candidates``) -> model name -> (users, k) item
+                indices, as ``evaluator.rank_users`` returns them.
         """
-        arrays: dict[str, Any] = dict(lists)  # np.savez's stub types ** like allow_pickle
+        # np.savez's stub types ** like allow_pickle
+        arrays: dict[str, Any] = {f"{ranking}/{name}": top for ranking, by_model in lists.items()
+                                  for name, top in by_model.items()}
 
         def write(path: str) -> None:
             with open(path, "wb") as fh:  # a file object: np.savez would append ".npz"

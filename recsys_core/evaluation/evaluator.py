@@ -15,7 +15,13 @@ always the full ranking):
   (popularity = number of training users) that together hold ``head_share`` (80%) of the
   training interactions (Abdollahpouri et al.'s head/tail split); items without training
   interactions are tail items. Users having >= 1 tail item.
+- ``cold_candidates`` (with ``cold_candidates=True``, for the ``cold_items`` protocol): the
+  cold-start literature's view. A second ranking in which only the *cold candidates* (items
+  with no training interaction and at least one test interaction) compete; users having >= 1
+  of them, evaluated on those items. Coverage is over the candidates.
 - any extra segment passed in, as a set of users with all their test items.
+
+Every segment but ``cold_candidates`` reads the full ranking (``FULL``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ from recsys_core.scoring import Scorer, Scores, shared_scores
 log = logging.getLogger(__name__)
 
 SEGMENTS: tuple[str, ...] = ("all", "cold_items", "cold_users", "long_tail")
+COLD_CANDIDATES = "cold_candidates"
+"""The optional segment (and ranking) over the cold candidates only."""
+FULL = "all"
+"""The ranking over every item, which all other segments read."""
 BLOCK_CELLS = 16_000_000
 """Scores (users x items) per scoring block: 64 MB of float32 per source, whatever the
 catalogue size, so a fusion of several sources stays well under a gigabyte per block."""
@@ -122,6 +132,7 @@ class Evaluation:
 class _Segment:
     rows: np.ndarray  # positions among the test users
     relevant: sp.csr_matrix  # (len(rows), n_items), boolean
+    ranking: str = FULL  # which ranking's lists it reads
 
 
 def evaluate(
@@ -134,12 +145,14 @@ def evaluate(
     *,
     cold_user_max: int = 3,
     head_share: float = 0.8,
-    ranked: Mapping[str, np.ndarray] | None = None,
+    ranked: Mapping[str, Mapping[str, np.ndarray]] | None = None,
     max_users: int | None = None,
+    cold_candidates: bool = False,
 ) -> Evaluation:
     """Rank all items for every test user with each scorer and measure the lists at each ``k``.
 
-    Never holds more than ``batch_size`` users x all items of scores at once. The ranking
+    Never holds more than ``batch_size`` users x all items of scores at once (plus, with
+    ``cold_candidates``, the candidates' columns of that block). The ranking
     can be done elsewhere, in shards of users (``test_rows`` + ``rank_users``), and passed in
     as ``ranked``; the metrics are then the same as when ``evaluate`` ranks itself.
 
@@ -154,11 +167,14 @@ def evaluate(
         batch_size: users per ``score`` call (``None``: ``batch_size_for(n_items)``).
         cold_user_max: users with at most this many training items form ``cold_users``.
         head_share: share of training interactions held by the short head (``long_tail``).
-        ranked: model name -> top-``max(k)`` lists from ``rank_users`` over ``test_rows`` (in
-            that order), for every scorer; ``scorers`` are then not called.
+        ranked: ranking (``FULL``, and ``COLD_CANDIDATES`` with ``cold_candidates``) ->
+            model name -> top-``max(k)`` lists from ``rank_users`` over ``test_rows`` (in that
+            order), for every scorer; ``scorers`` are then not called.
         max_users: evaluate a seeded random sample of this many test users when there are
             more (full ranking costs test users x items, which grows as N^2 when users and
             items both grow with the data); ``None`` evaluates all.
+        cold_candidates: also rank only the ``cold_candidate_items`` and report them as the
+            segment ``cold_candidates`` (the ``cold_items`` protocol's second view).
 
     Raises:
         ValueError: on mismatched vocabularies, ``k < 1``, ``batch_size < 1`` or a segment
@@ -172,34 +188,33 @@ def evaluate(
     _check_vocabularies(train, test)
     seen = _pattern(train.matrix)
     relevant, test_rows = _sample(*_test_relevance(seen, test), max_users)
+    cold = cold_candidate_items(train, test) if cold_candidates else None
     specs = _segments(train.users, seen, relevant, test_rows, segments or {}, cold_user_max,
-                      head_share)
+                      head_share, cold)
     log.info("evaluating %d models on %d test users, %d items, k=%s",
              len(scorers), len(test_rows), train.n_items, ",".join(map(str, ks)))
 
     seconds = dict.fromkeys(scorers, 0.0)
     if ranked is None:
-        topk = _rank_all(scorers, train.users, train.items, seen, test_rows, depth, batch_size,
-                         seconds)
+        lists = _rank_all(scorers, train.users, train.items, seen, test_rows, depth, batch_size,
+                          seconds, cold)
     else:
-        for name in scorers:
-            if ranked[name].shape != (len(test_rows), depth):
-                raise ValueError(f"ranked[{name!r}] has shape {ranked[name].shape}, expected "
-                                 f"({len(test_rows)}, {depth})")
-        topk = {name: ranked[name] for name in scorers}
+        lists = _check_ranked(ranked, scorers, cold is not None, (len(test_rows), depth))
+    candidates = {FULL: train.n_items, COLD_CANDIDATES: 0 if cold is None else len(cold)}
 
     table: dict[str, dict[str, dict[str, float]]] = {}
     per_user: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     for seg_name, spec in specs.items():
         table[seg_name], per_user[seg_name] = {}, {}
-        for name, lists in topk.items():
+        for name in scorers:
             table[seg_name][name], per_user[seg_name][name] = {}, {}
             for cut in ks:
-                chosen = lists[spec.rows, :cut]
+                chosen = lists[spec.ranking][name][spec.rows, :cut]
                 values = M.per_user(chosen, spec.relevant, cut)
                 table[seg_name][name] |= M.summarize(
-                    values, M.coverage(chosen, train.n_items), cut)
+                    values, M.coverage(chosen, candidates[spec.ranking]), cut)
                 per_user[seg_name][name] |= {f"{m}@{cut}": v for m, v in values.items()}
+    topk = lists[FULL]
     for name in topk:
         log.info("%s: ndcg@%d=%.4f (%.1fs)", name, ks[0], table["all"][name][f"ndcg@{ks[0]}"],
                  seconds[name])
@@ -251,7 +266,8 @@ def _sample(relevant: sp.csr_matrix, rows: np.ndarray, max_users: int | None
 
 
 def rank_users(scorers: Mapping[str, Scorer], train: InteractionData, rows: np.ndarray,
-               k: int, batch_size: int | None = None) -> dict[str, np.ndarray]:
+               k: int, batch_size: int | None = None, cold_items: np.ndarray | None = None
+               ) -> dict[str, dict[str, np.ndarray]]:
     """Top-``k`` unseen items of the users at ``rows`` for each scorer (one shard's work).
 
     Args:
@@ -260,13 +276,34 @@ def rank_users(scorers: Mapping[str, Scorer], train: InteractionData, rows: np.n
         rows: user positions, e.g. a slice of ``test_rows``.
         k: list length.
         batch_size: users per ``score`` call (``None``: ``batch_size_for(n_items)``).
+        cold_items: ``cold_candidate_items(train, test)`` to rank these items alone as well,
+            from the same scores (for ``evaluate(cold_candidates=True)``).
 
     Returns:
-        Model name -> int32 (len(rows), k) item indices, best first, ``-1`` for empty slots.
+        Ranking (``FULL``; ``COLD_CANDIDATES`` with ``cold_items``) -> model name -> int32
+        (len(rows), k) item indices, best first, ``-1`` for empty slots.
     """
     seen = _pattern(train.matrix)
     batch_size = batch_size or batch_size_for(train.n_items)
-    return _rank_all(scorers, train.users, train.items, seen, np.asarray(rows), k, batch_size)
+    return _rank_all(scorers, train.users, train.items, seen, np.asarray(rows), k, batch_size,
+                     cold=cold_items)
+
+
+def cold_candidate_items(train: InteractionData, test: InteractionData) -> np.ndarray:
+    """The candidates of the ``cold_candidates`` segment, sorted item indices.
+
+    The items with no training interaction and at least one test interaction (under the
+    ``cold_items`` protocol: the held-out items), over the whole test part, so every shard of
+    a sharded evaluation ranks the same candidates.
+
+    Args:
+        train: the training interactions.
+        test: the held-out interactions.
+    """
+    _check_vocabularies(train, test)
+    warm = _pattern(train.matrix).getnnz(axis=0) > 0
+    tested = _pattern(test.matrix).getnnz(axis=0) > 0
+    return np.flatnonzero(tested & ~warm)
 
 
 def _check_vocabularies(train: InteractionData, test: InteractionData) -> None:
@@ -289,10 +326,25 @@ def _test_relevance(seen: sp.csr_matrix, test: InteractionData
     return rel[rows], rows
 
 
+def _check_ranked(ranked: Mapping[str, Mapping[str, np.ndarray]], scorers: Mapping[str, Scorer],
+                  cold: bool, shape: tuple[int, int]) -> dict[str, dict[str, np.ndarray]]:
+    """The rankings ``evaluate`` needs from ``ranked``, each list checked against ``shape``."""
+    out = {}
+    for ranking in (FULL, COLD_CANDIDATES) if cold else (FULL,):
+        if ranking not in ranked:
+            raise ValueError(f"ranked lacks the {ranking!r} ranking")
+        for name in scorers:
+            if ranked[ranking][name].shape != shape:
+                raise ValueError(f"ranked[{ranking!r}][{name!r}] has shape "
+                                 f"{ranked[ranking][name].shape}, expected {shape}")
+        out[ranking] = {name: ranked[ranking][name] for name in scorers}
+    return out
+
+
 def _segments(users: Vocabulary, seen: sp.csr_matrix, relevant: sp.csr_matrix,
               test_rows: np.ndarray, extra: Mapping[str, np.ndarray], cold_user_max: int,
-              head_share: float) -> dict[str, _Segment]:
-    clash = set(extra) & set(SEGMENTS)
+              head_share: float, cold: np.ndarray | None) -> dict[str, _Segment]:
+    clash = set(extra) & {*SEGMENTS, COLD_CANDIDATES}
     if clash:
         raise ValueError(f"segment names {sorted(clash)} are built in")
     item_pop = np.bincount(seen.indices, minlength=seen.shape[1])
@@ -304,14 +356,18 @@ def _segments(users: Vocabulary, seen: sp.csr_matrix, relevant: sp.csr_matrix,
         "cold_users": _segment(relevant, user_n[test_rows] <= cold_user_max, None),
         "long_tail": _segment(relevant, everyone, ~_short_head(item_pop, head_share)),
     }
+    if cold is not None:
+        candidate = np.zeros(seen.shape[1], dtype=bool)
+        candidate[cold] = True
+        specs[COLD_CANDIDATES] = _segment(relevant, everyone, candidate, COLD_CANDIDATES)
     for name, members in extra.items():
         mask = _user_mask(members, users)
         specs[name] = _segment(relevant, mask[test_rows], None)
     return specs
 
 
-def _segment(relevant: sp.csr_matrix, user_mask: np.ndarray, item_mask: np.ndarray | None
-             ) -> _Segment:
+def _segment(relevant: sp.csr_matrix, user_mask: np.ndarray, item_mask: np.ndarray | None,
+             ranking: str = FULL) -> _Segment:
     rows = np.flatnonzero(user_mask)
     rel = relevant[rows]
     if item_mask is not None:
@@ -319,7 +375,7 @@ def _segment(relevant: sp.csr_matrix, user_mask: np.ndarray, item_mask: np.ndarr
         rel.eliminate_zeros()
         keep = np.diff(rel.indptr) > 0
         rows, rel = rows[keep], rel[keep]
-    return _Segment(rows, sp.csr_matrix(rel, dtype=bool))
+    return _Segment(rows, sp.csr_matrix(rel, dtype=bool), ranking)
 
 
 def _short_head(item_pop: np.ndarray, head_share: float) -> np.ndarray:
@@ -349,13 +405,17 @@ def _user_mask(members: np.ndarray, users: Vocabulary) -> np.ndarray:
 
 def _rank_all(scorers: Mapping[str, Scorer], users: Vocabulary, items: Vocabulary,
               seen: sp.csr_matrix, rows: np.ndarray, k: int, batch_size: int,
-              seconds: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+              seconds: dict[str, float] | None = None, cold: np.ndarray | None = None
+              ) -> dict[str, dict[str, np.ndarray]]:
     """Top-``k`` lists of every scorer, batch by batch under ``shared_scores``.
 
     A fusion and its sources score each batch once between them; ``seconds`` (when given)
-    charges a shared block to the first model that asked for it.
+    charges a shared block to the first model that asked for it. With ``cold`` (item
+    indices), the same block of scores is also ranked over those items alone.
     """
-    out = {name: np.full((len(rows), k), -1, dtype=np.int32) for name in scorers}
+    rankings = (FULL,) if cold is None else (FULL, COLD_CANDIDATES)
+    out = {ranking: {name: np.full((len(rows), k), -1, dtype=np.int32) for name in scorers}
+           for ranking in rankings}
     aligners = {name: _Aligner(items) for name in scorers}
     with shared_scores():
         for start in range(0, len(rows), batch_size):
@@ -366,7 +426,12 @@ def _rank_all(scorers: Mapping[str, Scorer], users: Vocabulary, items: Vocabular
                 values = aligners[name](scorer.score(ids), len(batch))
                 values[np.isnan(values)] = -np.inf
                 exclude_seen(values, seen, batch)
-                out[name][start:start + len(batch)] = top_k(values, k)
+                window = slice(start, start + len(batch))
+                out[FULL][name][window] = top_k(values, k)
+                if cold is not None:  # the candidates' columns only: a fraction of the block
+                    top = top_k(values[:, cold], k)
+                    found = top >= 0
+                    out[COLD_CANDIDATES][name][window][found] = cold[top[found]]
                 if seconds is not None:
                     seconds[name] += time.perf_counter() - began
     return out

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from recsys_core.data.vocab import Vocabulary
-from recsys_core.evaluation import SEGMENTS, evaluate
+from recsys_core.evaluation import SEGMENTS, build_report, evaluate
+from recsys_core.evaluation import evaluator as E
 from recsys_core.evaluation.metrics import metric_keys
 from recsys_core.scoring import Scores
 
@@ -211,3 +212,34 @@ def test_several_cutoffs_measure_one_ranking_at_each(data_factory, fixed_scorer)
         both.metric_key("ndcg@4")
     with pytest.raises(ValueError, match="bad cut-off '0'"):
         evaluate({"m": scorer}, train, test, k=[5, 0])
+
+
+def test_cold_candidates_rank_only_the_cold_test_items(data_factory, fixed_scorer) -> None:
+    # items 0..5: 0, 1, 2 are warm (2 is also u0's test item), 3 and 4 are cold test items,
+    # 5 was never touched: it has no training interaction but is no candidate (no test one).
+    train = data_factory(2, 6, [(0, 0), (1, 1), (1, 2)])
+    test = data_factory(2, 6, [(0, 2), (0, 3), (1, 4)])
+    scores = np.array([[9, 8, 7, 1, 2, 10],    # u0 full: [5, 1] (0 seen); cold: [4, 3]
+                       [0, 9, 5, 3, 6, 10]],   # u1 full: [5, 4] (1, 2 seen); cold: [4, 3]
+                      dtype=np.float32)
+    result = evaluate({"m": fixed_scorer(scores, train)}, train, test, k=2, cold_candidates=True)
+    assert result.users["cold_candidates"].tolist() == ["u0", "u1"]
+    # u0 (relevant {3}) hits at rank 2: 1/log2(3); u1 (relevant {4}) at rank 1: 1.
+    third = 1 / np.log2(3)
+    assert result.user_values("m", "ndcg", "cold_candidates").tolist() == pytest.approx(
+        [third, 1.0])
+    cold = result.segments["cold_candidates"]["m"]
+    assert cold["ndcg@2"] == pytest.approx((third + 1) / 2)
+    assert cold["mrr@2"] == pytest.approx(0.75)
+    assert cold["precision@2"] == pytest.approx(0.5)
+    assert cold["recall@2"] == cold["hit@2"] == 1.0
+    assert cold["map@2"] == pytest.approx(0.75)
+    assert cold["coverage@2"] == 1.0  # both candidates recommended, of 2 candidates
+    report = build_report("tiny", "cold_items", 2, result, None, {}, None).to_json()
+    assert report["segments"]["cold_candidates"]["m"]["ndcg@2"] == pytest.approx((third + 1) / 2)
+    # the full ranking puts item 5 first: cold_items finds u1's item 4 at rank 2 only
+    assert result.user_values("m", "ndcg", "cold_items").tolist() == pytest.approx([0.0, third])
+    assert result.topk["m"].tolist() == [[5, 1], [5, 4]]
+    np.testing.assert_array_equal(E.cold_candidate_items(train, test), [3, 4])
+    assert "cold_candidates" not in evaluate({"m": fixed_scorer(scores, train)}, train, test,
+                                             k=2).segments
