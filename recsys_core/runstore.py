@@ -181,8 +181,7 @@ class RunStore:
 
     def save_ranked(self, key: str, start: int, stop: int,
                     lists: Mapping[str, Mapping[str, np.ndarray]]) -> Path:
-        """Store the top-k lists of test users ``start`` to ``stop``, one array per ranking
-        and model, named ``RANKING/MODEL``.
+        """Store the top-k lists of test users ``start`` to ``stop`` (arrays ``RANKING/MODEL``).
 
         Args:
             key: what the lists were ranked with (models, fusion, k): shards of one ranking
