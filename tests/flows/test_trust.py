@@ -56,8 +56,12 @@ TIMEOUT_S = 480
 
 
 def write_dataset(folder: Path) -> None:
-    """Synthetic data in the generic layout, with user u7 renamed to ``USER``."""
-    data = read_dataset("synthetic:1500")
+    """Synthetic data in the generic layout, with user u7 renamed to ``USER``.
+
+    60 users: no layer of the default sources is 60 wide, so the champion can drop the user
+    (a users-long axis it cannot tell apart would make the erasure retrain instead).
+    """
+    data = read_dataset("synthetic:1800")
     folder.mkdir(parents=True)
     data.interactions.with_columns(
         pl.when(pl.col("user_id") == "u7").then(pl.lit(USER)).otherwise(pl.col("user_id"))
@@ -117,6 +121,7 @@ def story(prefect_harness, tmp_path_factory: pytest.TempPathFactory):
         assert set(out["train_codes"].values()) == {0}, {
             name: log[-3000:] for name, log in out["train_logs"].items()}
         out["versions_before"] = [str(v.version) for v in registry.versions(settings)]
+        out["batches_before"] = Warehouse(settings.warehouse_path).batches().height
 
         batch_flow(k=5)
         out["before"] = {path: path.read_bytes().count(NEEDLE) for path in files(home)}
@@ -154,7 +159,7 @@ def test_two_trainings_at_once_one_waits_both_register(story) -> None:
     line = next(line for line in logs[waited[0]].splitlines() if "is in use by" in line)
     assert str(story["home"]) in line and "waiting for it to finish" in line
     assert story["versions_before"] == ["1", "2"]
-    assert Warehouse(story["settings"].warehouse_path).batches().height == 2
+    assert story["batches_before"] == 2
 
 
 def test_the_user_was_everywhere_before(story) -> None:
