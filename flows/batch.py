@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from prefect import flow, unmapped
 
+from flows.exclusive import exclusive
 from flows.runner import sharded
 from recsys_core.config import get_settings
 from recsys_core.lifecycle.batch import BatchResult
@@ -34,6 +35,7 @@ def recommend_shards(alias: str = "champion", k: int = 10) -> BatchResult:
 
 
 @flow(name="batch-recommend")
+@exclusive
 def batch_flow(alias: str = "champion", k: int = 10) -> BatchRun:
     """Write the top-``k`` of every user from the aliased version to Parquet and DuckDB."""
     return load_recommendations(sharded(recommend_shards)(alias, k))

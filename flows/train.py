@@ -16,11 +16,13 @@ from prefect.logging import get_run_logger
 
 from flows.embed import embed
 from flows.evaluate import evaluate
+from flows.exclusive import exclusive
 from recsys_core.config import get_settings
 from recsys_core.evaluation.metrics import cutoffs
 from recsys_core.evaluation.report import RunReport, run_report
 from recsys_core.runstore import Part, RunStore
 from recsys_core.training import BASELINES, TrainingConfig
+from tasks.embed import check_encoder
 from tasks.evaluate import publish
 from tasks.ingest import ingest
 from tasks.register import promote, register
@@ -44,6 +46,7 @@ def _git_commit() -> str:
 
 
 @flow(name="train", persist_result=True, result_storage=get_settings().results_dir)
+@exclusive
 def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | list[int] = 10,
                encoder: str | None = None, register_model: bool = True,
                trials: int | None = None, seed: int | None = None,
@@ -63,6 +66,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
                             trials=settings.tuning_trials if trials is None else trials)
     encoder = encoder or settings.encoder
     timings: dict[str, float] = {}
+    check_encoder(encoder)
     with _timed(timings, "ingest"):
         ingested = ingest(data, data_docs)
     with _timed(timings, "features"):

@@ -350,20 +350,6 @@ def _evaluation_scorers(train: InteractionData, source_paths: Mapping[str, str |
     return fused, {"fused": fused, **sources, **load_sources(baseline_paths)}
 
 
-def score_model(store: RunStore, model: HybridRecommender, k: int) -> float:
-    """NDCG@k of another model (e.g. the registered champion) on this run's test data.
-
-    Args:
-        store: the run whose train (seen items) and test parts are used.
-        model: the model to score.
-        k: metric cut-off.
-    """
-    train = store.data("train")
-    evaluation = evaluate({"model": model.fusion}, train, store.data("test"), k=k,
-                          max_users=eval_users(train.n_items))
-    return float(evaluation.metrics["model"][f"ndcg@{k}"])
-
-
 def report_run(final: FinalModel, dataset: str, protocol: str, k: int, fusion: FusionConfig
                ) -> RunReport:
     """The DESIGN.md report of an evaluated run (``run_report`` adds the rest of the run).

@@ -16,7 +16,8 @@ import hashlib
 import json
 import os
 import pickle
-from collections.abc import Callable, Mapping
+import shutil
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,6 +96,40 @@ class RunStore:
     def carves(self) -> list[tuple[Part, Part]]:
         """The (fit, valid) parts of every validation carve this run holds."""
         return list(CARVES[:self.meta.get("carves", 1)])
+
+    @classmethod
+    def under(cls, root: str | Path) -> list[RunStore]:
+        """Every run folder under ``root`` (``Settings.runs_dir``), finished or not.
+
+        Args:
+            root: the folder runs are prepared in.
+        """
+        base = Path(root)
+        return [cls(p) for p in sorted(base.iterdir()) if p.is_dir()] if base.is_dir() else []
+
+    def holds_users(self, user_ids: Collection[str]) -> bool:
+        """Whether any of ``user_ids`` is in the run: its user list, or any part's rows.
+
+        A run stopped before it wrote its user list is read part by part; one that holds a
+        half-written file (killed while writing) counts as holding them.
+
+        Args:
+            user_ids: the users.
+        """
+        wanted = {str(u) for u in user_ids}
+        listed = self.folder / "users.json"
+        if listed.is_file():
+            return not wanted.isdisjoint(json.loads(listed.read_text()))
+        if any(self.folder.rglob(".*.tmp")):
+            return True
+        parts = [self.folder / self._part_name(part) for part in PARTS]
+        return any(pl.scan_parquet(path).filter(pl.col(S.USER_ID).is_in(list(wanted)))
+                   .select(pl.len()).collect().item() > 0
+                   for path in parts if path.is_file())
+
+    def delete(self) -> None:
+        """Remove the run folder and everything in it."""
+        shutil.rmtree(self.folder, ignore_errors=False)
 
     @property
     def meta(self) -> dict:
@@ -211,9 +246,23 @@ class RunStore:
         return f"sources/{part}-{name}.pkl"
 
     def _write(self, name: str, writer: Callable[[str], object]) -> Path:
+        """Write ``name`` through a temporary file; a failed write leaves neither file.
+
+        Raises:
+            OSError: the write failed (e.g. the disk is full); one line naming the file, with
+                the cause's ``errno``.
+        """
         target = self.folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        writer(str(tmp))
-        os.replace(tmp, target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            writer(str(tmp))
+            os.replace(tmp, target)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise OSError(error.errno, f"cannot write run file {target}: "
+                          f"{error.strerror or error}") from error
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return target

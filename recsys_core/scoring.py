@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import typing
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Self, TypeVar
@@ -190,6 +191,29 @@ class Scorer(ABC, Generic[C]):
             raise RuntimeError(f"{type(self).__name__} is not trained")
         return self.users, self.items
 
+    def without_users(self, user_ids: Iterable[str]) -> Self | None:
+        """A copy that no longer knows ``user_ids``, or ``None`` when it cannot drop them.
+
+        Found by shape, so a new source needs no code for it: every attribute whose first
+        axis runs over the training users (numpy arrays, scipy sparse matrices, lists,
+        tuples, also inside dicts and plain objects) keeps only the other users' rows, nested
+        scorers (a fusion's sources) drop the users alike, and the user vocabulary loses
+        them. What was learned over items (factors, similarities, network weights) stays.
+        ``None`` when per-user state cannot be told apart: as many items as users, another
+        axis as long as the users, or a torch tensor with such an axis (a user embedding
+        table); such a model has to be retrained without the users.
+
+        Args:
+            user_ids: the users to drop; ids the scorer does not know are ignored.
+        """
+        users = self.vocabularies()[0]
+        keep = np.ones(len(users), dtype=bool)
+        index = users.index(list(user_ids))
+        keep[index[index >= 0]] = False
+        state = _UserRows(self, keep, list(user_ids))
+        clone = state.drop(self)
+        return None if clone is _CANNOT else typing.cast(Self, clone)
+
     def score(self, users: Sequence[str] | np.ndarray, items: Sequence[str] | None = None
               ) -> Scores:
         """Score ``users`` over ``items`` (all items when ``None``).
@@ -289,3 +313,84 @@ class Scorer(ABC, Generic[C]):
     def _fold_in(self, history: History) -> np.ndarray | None:
         """Source hook: scores for pseudo-users; ``None`` (the default) = cannot fold in."""
         return None
+
+
+_CANNOT = object()
+"""``_UserRows.drop``'s answer for state it cannot drop users from."""
+
+
+class _UserRows:
+    """Drops the rows of some users from whatever a scorer holds (``Scorer.without_users``)."""
+
+    def __init__(self, root: Scorer, keep: np.ndarray, user_ids: list[str]) -> None:
+        self.root, self.keep, self.user_ids = root, keep, user_ids
+        self.users, items = root.vocabularies()
+        self.n = len(self.users)
+        self.ambiguous = self.n == len(items)
+        self.kept_users = Vocabulary(self.users.ids[keep])
+        self.memo: dict[int, object] = {}
+
+    def drop(self, value: object) -> object:
+        key = id(value)
+        if key not in self.memo:
+            self.memo[key] = self._drop(value)
+        return self.memo[key]
+
+    def _drop(self, value: object) -> object:
+        if isinstance(value, Scorer) and value is not self.root:  # its own rule
+            nested = value.without_users(self.user_ids)
+            return _CANNOT if nested is None else nested
+        if isinstance(value, Vocabulary):
+            return self.kept_users if value == self.users else value
+        if isinstance(value, np.ndarray):
+            return self._rows(value, value.shape)
+        if sp.issparse(value):
+            matrix = typing.cast(typing.Any, value)
+            if self.n not in matrix.shape:
+                return value
+            rows = self._rows(matrix.tocsr(), matrix.shape)
+            return rows if rows is _CANNOT else typing.cast(typing.Any, rows).asformat(
+                matrix.format)
+        if isinstance(value, BaseModel | str | bytes | int | float | bool | type) or value is None:
+            return value
+        if hasattr(value, "named_parameters") or hasattr(value, "detach"):  # torch
+            return self._tensors(value)
+        if isinstance(value, dict):
+            return self._each(value.items(), dict)
+        if isinstance(value, list | tuple):
+            if len(value) == self.n:
+                return _CANNOT if self.ambiguous else type(value)(
+                    item for item, kept in zip(value, self.keep, strict=True) if kept)
+            return self._each(enumerate(value), lambda pairs: type(value)(v for _, v in pairs))
+        if hasattr(value, "__dict__"):
+            clone = copy.copy(value)
+            for name, inner in vars(value).items():
+                new = self.drop(inner)
+                if new is _CANNOT:
+                    return _CANNOT
+                vars(clone)[name] = new
+            return clone
+        return value
+
+    def _rows(self, value: typing.Any, shape: tuple[int, ...]) -> object:
+        if not shape:
+            return value
+        if shape[0] == self.n and not self.ambiguous and self.n not in shape[1:]:
+            return value[self.keep]
+        return _CANNOT if self.n in shape else value
+
+    def _tensors(self, value: typing.Any) -> object:
+        tensors = ([value] if hasattr(value, "detach")
+                   else [t for _, t in value.named_parameters()] + [
+                       t for _, t in value.named_buffers()])
+        return _CANNOT if any(self.n in tuple(t.shape) for t in tensors) else value
+
+    def _each(self, pairs: Iterable[tuple[typing.Any, typing.Any]],
+              build: typing.Callable[[list[tuple[typing.Any, typing.Any]]], object]) -> object:
+        out = []
+        for key, inner in pairs:
+            new = self.drop(inner)
+            if new is _CANNOT:
+                return _CANNOT
+            out.append((key, new))
+        return build(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from functools import cache
 from pathlib import Path
@@ -42,6 +43,8 @@ def retry_on_io(task, task_run, state) -> bool:
     except (DataError, ValueError, TypeError, KeyError):
         return False
     except (OSError, duckdb.IOException) as exc:
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            return False  # a full disk stays full for the seconds a retry waits
         return not isinstance(exc, FileNotFoundError | PermissionError)
     except Exception as exc:  # noqa: BLE001  (MLflow reports a locked or unreachable store so)
         return getattr(exc, "error_code", None) == "TEMPORARILY_UNAVAILABLE"

@@ -16,6 +16,7 @@ from recsys_core.config import get_settings
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.config import EncoderConfig
 from recsys_core.embed.engine import Shard, plan_shards, shard_size_for, shared_encoder
+from recsys_core.embed.source import resolve_model_path
 from recsys_core.runstore import RunStore
 from tasks.common import CACHED
 
@@ -23,6 +24,12 @@ from tasks.common import CACHED
 def encoder_config(encoder: str) -> EncoderConfig:
     """The encoder's config on the settings' device."""
     return EncoderConfig(name_or_path=encoder, device=get_settings().device)
+
+
+@task(cache_policy=NO_CACHE)
+def check_encoder(encoder: str) -> str:
+    """Fail at once, before anything is written, when the encoder cannot be found."""
+    return str(resolve_model_path(encoder))
 
 
 @task

@@ -203,3 +203,18 @@ class ScorerContract:
         cold_row = values[0]
         assert np.isnan(cold_row).all() or np.isfinite(cold_row).all()
         assert np.isfinite(values[1, :-1]).all()
+
+    def test_without_users_forgets_them_and_keeps_the_others(self) -> None:
+        board = checkerboard(users_per_group=12, items_per_group=10)  # 24 users, 20 items
+        scorer = self.make_scorer().train(board.data, TrainOptions(seed=SEED))
+        kept = scorer.without_users(["u0", "u13", "nobody"])
+        assert kept is not None
+        assert "u0" not in kept.users and "u13" not in kept.users
+        assert len(kept.users) == len(board.data.users) - 2
+        assert np.isnan(kept.score(["u0", "u13"]).values).all()
+        others = [u for u in board.data.users.ids if u not in ("u0", "u13")]
+        np.testing.assert_array_equal(kept.score(others).values, scorer.score(others).values)
+        np.testing.assert_array_equal(kept.fold_in([["i1", "i2"]]).values,
+                                      scorer.fold_in([["i1", "i2"]]).values)
+        assert b"\x8c\x03u13" not in pickle.dumps(kept)  # the id itself is gone
+        assert "u13" in scorer.users  # the original is left as it was

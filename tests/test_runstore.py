@@ -100,3 +100,59 @@ def test_ranked_shards_round_trip_per_ranking(features, tmp_path) -> None:
     np.testing.assert_array_equal(loaded["fused"], lists["fused"])
     assert set(loaded.files) == set(lists)
     assert not list(store.folder.rglob(".*.tmp"))
+
+
+def test_disk_full_while_writing_run_files_leaves_no_half_file_and_a_rerun_completes(
+        features, tmp_path, monkeypatch) -> None:
+    import errno
+
+    from tasks.common import retry_on_io
+
+    real = pl.DataFrame.write_parquet
+    calls: list[str] = []
+
+    def fills_the_disk(frame: pl.DataFrame, path, *args, **kwargs) -> None:
+        calls.append(str(path))
+        if len(calls) == 3:  # the third part: some bytes land, then the disk is full
+            with open(path, "wb") as handle:
+                handle.write(b"PAR1 partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(frame, path, *args, **kwargs)
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", fills_the_disk)
+    with pytest.raises(OSError) as failed:
+        RunStore.prepare(features, "stratified", 42, tmp_path)
+    message = str(failed.value)
+    assert failed.value.errno == errno.ENOSPC and "\n" not in message
+    assert "cannot write run file" in message and "fit.parquet" in message
+    assert "No space left on device" in message
+    folder = tmp_path / run_key(features.snapshot_id, "stratified", 42)
+    assert not list(folder.rglob(".*.tmp"))  # no half-written file left
+    assert sorted(p.name for p in folder.iterdir()) == ["test.parquet", "train.parquet"]
+    for part in folder.iterdir():
+        pl.read_parquet(part)  # what is there is whole
+
+    class Failed:
+        def result(self):
+            raise failed.value
+
+    assert retry_on_io(None, None, Failed()) is False  # a full disk is not retried
+    monkeypatch.undo()
+    store = RunStore.prepare(features, "stratified", 42, tmp_path)  # space again: completes
+    reference = RunStore.prepare(features, "stratified", 42, tmp_path / "fresh")
+    for part in ("train", "test", "fit", "valid"):
+        assert store.frame(part).equals(reference.frame(part))
+    assert store.meta == reference.meta
+
+
+def test_a_run_holds_users_by_its_list_or_its_rows(features, tmp_path) -> None:
+    store = RunStore.prepare(features, "stratified", 42, tmp_path)
+    user = str(features.user_vocab.ids[5])
+    assert store.holds_users([user, "nobody"]) and not store.holds_users(["nobody"])
+    assert [s.folder for s in RunStore.under(tmp_path)] == [store.folder]
+    (store.folder / "users.json").unlink()  # a run stopped before its user list
+    assert store.holds_users([user]) and not store.holds_users(["nobody"])
+    (store.folder / ".items.parquet.tmp").write_bytes(b"half")  # killed mid-write
+    assert store.holds_users(["nobody"])
+    store.delete()
+    assert RunStore.under(tmp_path) == []

@@ -47,13 +47,14 @@ def train(
     from recsys_core.data.errors import DataError
     from recsys_core.evaluation.metrics import cutoffs
     from recsys_core.evaluation.report import render_text
+    from recsys_core.lifecycle.registry import RegistrationError
 
     try:
         ks = list(cutoffs(k or [10]))
         result = train_flow(data=data, protocol=protocol, k=ks, encoder=encoder,
                             register_model=register, trials=trials,
                             report_path=str(report) if report else None)
-    except (DataError, ValueError, FileNotFoundError) as exc:
+    except (DataError, ValueError, RegistrationError, OSError) as exc:
         _fail(str(exc))
     typer.echo(render_text(result))
 
@@ -127,6 +128,30 @@ def promote(
                    f"to {result.champion}")
     else:
         typer.echo(result.reason)
+
+
+@app.command()
+def forget(
+    user_ids: Annotated[list[str], typer.Argument(help="The users to erase.")],
+    reason: Annotated[str, typer.Option(
+        help="Why (e.g. a ticket number); kept in the audit, so no personal data.")] = "",
+) -> None:
+    """Erase users everywhere: warehouse, caches, run folders, outputs, the served model."""
+    from flows.forget import forget_flow
+    from recsys_core.config import get_settings
+    from recsys_core.lifecycle.erasure import write_request
+    from recsys_core.lifecycle.registry import RegistrationError
+
+    try:  # the ids travel in a request file, so they never become flow-run parameters
+        result = forget_flow(request=str(write_request(get_settings(), user_ids, reason)),
+                             reason=reason)
+    except (ValueError, LookupError, RegistrationError, OSError) as exc:
+        _fail(str(exc))
+    typer.echo(f"erasure {result.audit_id}: {result.users} users")
+    for place, count in result.removed.items():
+        typer.echo(f"  {place:<22}{count:>10}")
+    if result.champion is not None:
+        typer.echo(f"champion is now version {result.champion}: restart `recsys serve`")
 
 
 @app.command()

@@ -42,7 +42,7 @@ def server_command(model_uri: str, host: str = "127.0.0.1", port: int = 5000,
 
 
 def launcher_dir(settings: Settings) -> Path:
-    """A folder holding the ``uvicorn`` launcher that keeps TCP_NODELAY with several workers.
+    """A folder holding the ``uvicorn`` launcher (guarded app, TCP_NODELAY with several workers).
 
     Args:
         settings: project settings (the folder lives under ``RECSYS_HOME``).
@@ -59,20 +59,18 @@ def launcher_dir(settings: Settings) -> Path:
     return folder
 
 
-def server_env(settings: Settings, workers: int = 1) -> dict[str, str]:
-    """The server's environment: venv bin first on PATH, tracking store, one math thread.
+def server_env(settings: Settings) -> dict[str, str]:
+    """The server's environment: launcher and venv bin first on PATH, tracking store, threads.
 
-    MLflow spawns ``uvicorn`` by name, so this interpreter's bin folder leads the PATH; with
-    several workers the launcher of ``flows.app.uvicorn_launcher`` comes first (uvicorn#3149).
+    MLflow spawns ``uvicorn`` by name: the launcher of ``flows.app.uvicorn_launcher`` comes
+    first (it serves MLflow's app behind ``flows.app.guard``, and keeps TCP_NODELAY with
+    several workers, uvicorn#3149), then this interpreter's bin folder.
 
     Args:
         settings: project settings (tracking URI).
-        workers: server worker processes.
     """
     env = dict(os.environ)
-    path = [str(Path(sys.executable).parent), env.get("PATH", "")]
-    if workers > 1:
-        path.insert(0, str(launcher_dir(settings)))
+    path = [str(launcher_dir(settings)), str(Path(sys.executable).parent), env.get("PATH", "")]
     env["PATH"] = os.pathsep.join(path)
     env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
     for name in THREAD_VARIABLES:
@@ -99,7 +97,7 @@ def start_server(settings: Settings, host: str = "127.0.0.1", port: int = 5000,
     version = registry.ensure_champion(settings)
     command = server_command(registry.model_uri(settings, registry.CHAMPION), host, port,
                              workers)
-    return (subprocess.Popen(command, env=server_env(settings, workers)),
+    return (subprocess.Popen(command, env=server_env(settings)),
             str(version.version))
 
 

@@ -1,11 +1,12 @@
-"""``uvicorn`` with TCP_NODELAY kept under ``--workers N`` (a workaround for uvicorn#3149).
+"""``uvicorn`` with TCP_NODELAY kept under ``--workers N`` (uvicorn#3149), serving the guard.
 
 With more than one worker, uvicorn binds the listening socket itself with ``proto`` 0;
 accepted connections inherit it, and asyncio turns TCP_NODELAY on only for sockets that say
 ``IPPROTO_TCP``. Nagle's algorithm then holds each response body until the client's delayed
 ACK: every keep-alive request costs about 44 ms more (measured: /ping 0.7 ms with one worker,
 44 ms with two). ``mlflow models serve`` starts ``uvicorn`` by name, so ``flows.app.serve`` puts
-a script running ``main`` first on the server's PATH when it asks for several workers.
+a script running ``main`` first on the server's PATH. ``main`` also serves MLflow's app behind
+``flows.app.guard`` (requests MLflow would answer with HTTP 500 get a 4xx).
 """
 
 from __future__ import annotations
@@ -40,10 +41,13 @@ def patch() -> None:
 
 
 def main() -> None:
-    """Run uvicorn's command line with the patch applied."""
+    """Run uvicorn's command line with the patch applied, serving the guarded app."""
+    from flows.app.guard import GUARDED_APP, MLFLOW_APP
+
     patch()
     from uvicorn.main import main as uvicorn_main
 
+    sys.argv = [GUARDED_APP if arg == MLFLOW_APP else arg for arg in sys.argv]
     sys.exit(uvicorn_main())
 
 

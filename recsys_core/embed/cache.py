@@ -145,6 +145,23 @@ class EmbeddingCache:
             else:
                 con.execute(f"DELETE FROM {self.table} WHERE encoder_id = ?", [encoder_id])
 
+    def retain(self, hashes: Sequence[str]) -> int:
+        """Delete every vector (of any encoder) whose document hash is not among ``hashes``.
+
+        Args:
+            hashes: the document hashes to keep.
+
+        Returns:
+            Rows deleted.
+        """
+        keep = pa.table({"doc_hash": pa.array(sorted(set(hashes)), pa.string())})
+        with self._connect() as con:
+            con.register("kept_hashes", keep)
+            before = self._count(con, None)
+            con.execute(f"DELETE FROM {self.table} WHERE doc_hash NOT IN "
+                        "(SELECT doc_hash FROM kept_hashes)")
+            return before - self._count(con, None)
+
     def _count(self, con: duckdb.DuckDBPyConnection, encoder_id: str | None) -> int:
         if encoder_id is None:
             row = con.execute(f"SELECT count(*) FROM {self.table}").fetchone()

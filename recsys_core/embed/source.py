@@ -42,6 +42,9 @@ def resolve_model_path(name_or_path: str) -> Path:
     local = Path(name_or_path).expanduser()
     if local.is_dir():
         return local.resolve()
+    if _path_like(name_or_path):
+        raise FileNotFoundError(f"encoder path {name_or_path!r} does not exist or is not a "
+                                "folder (give a folder with a Hugging Face model, or a name)")
     try:
         from huggingface_hub import snapshot_download
 
@@ -51,6 +54,11 @@ def resolve_model_path(name_or_path: str) -> Path:
             f"encoder {name_or_path!r} is not packaged, not a local folder and could not be "
             f"fetched from the Hugging Face Hub ({type(error).__name__}: {error})"
         ) from error
+
+
+def _path_like(name: str) -> bool:
+    """Whether ``name`` reads as a file path rather than a Hub id (``namespace/name``)."""
+    return name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
 
 
 def model_label(name_or_path: str, model_dir: Path) -> str:

@@ -192,7 +192,16 @@ def output_path(settings: Settings, version: str, k: int) -> Path:
         version: the model version.
         k: items per user.
     """
-    return settings.home / "recommendations" / f"{settings.model_name}-v{version}-top{k}.parquet"
+    return recommendations_dir(settings) / f"{settings.model_name}-v{version}-top{k}.parquet"
+
+
+def recommendations_dir(settings: Settings) -> Path:
+    """``RECSYS_HOME/recommendations``: every batch output and its shard parts.
+
+    Args:
+        settings: project settings.
+    """
+    return settings.home / "recommendations"
 
 
 @functools.lru_cache(maxsize=2)

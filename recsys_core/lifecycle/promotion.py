@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from recsys_core.config import Settings
 from recsys_core.data.interactions import InteractionData
 from recsys_core.evaluation.evaluator import evaluate
+from recsys_core.evaluation.limits import eval_users
 from recsys_core.lifecycle.registry import (
     CHALLENGER,
     CHAMPION,
@@ -71,11 +72,16 @@ class EvaluationData:
 def score_model(model: HybridRecommender, data: EvaluationData) -> float:
     """NDCG@k of ``model``'s fusion on ``data`` (users or items it never saw score NaN).
 
+    The one scoring rule of a comparison: the test users are the seeded sample of at most
+    ``eval_users(n_items)`` that the training run's evaluation ranks (``evaluate_run``), so a
+    champion scored here and a challenger scored by its report are measured on the same users.
+
     Args:
         model: the recommender.
         data: the evaluation data.
     """
-    evaluation = evaluate({"model": model.fusion}, data.train, data.test, k=data.k)
+    evaluation = evaluate({"model": model.fusion}, data.train, data.test, k=data.k,
+                          max_users=eval_users(data.train.n_items))
     return float(evaluation.metrics["model"][f"ndcg@{data.k}"])
 
 

@@ -15,6 +15,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from recsys_core.config import Settings
 from recsys_core.evaluation.plots import report_plots
@@ -30,6 +31,11 @@ REQUIRED_TAGS = ("snapshot_id", "validation", "git_commit", "dataset", "protocol
 """Tags every version carries ("unknown" when the caller could not say)."""
 EVAL_RUN_TAG = "eval_run"
 """Version tag: the run folder whose train/test parts the version was evaluated on."""
+ERASURE_TAG = "erasure"
+"""Version tag: the audit id of the erasure that registered this version without some users."""
+PURGED_TAG = "erasure.purged"
+"""Version tag: the audit id of the erasure that deleted this version's artifacts (it held
+users that were erased); the version stays listed for lineage but can no longer load."""
 Client = MlflowClient
 """The MLflow client type, for modules that must not import mlflow themselves."""
 
@@ -113,6 +119,19 @@ def report_metrics(report: dict) -> dict[str, float]:
             if value is not None and math.isfinite(float(value))}
 
 
+class RegistrationError(RuntimeError):
+    """Registering a version failed; nothing half-written was left (the message is one line).
+
+    Args:
+        message: what failed, one line.
+        error_code: the MLflow error code of the cause, when it had one (retry decisions).
+    """
+
+    def __init__(self, message: str, error_code: str | None = None) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
 def register(model: HybridRecommender, model_dir: Path, report: dict, params: dict,
              tags: dict[str, str], settings: Settings, eval_run: str | Path | None = None
              ) -> RegisteredVersion:
@@ -120,9 +139,10 @@ def register(model: HybridRecommender, model_dir: Path, report: dict, params: di
 
     The new version gets the ``challenger`` alias and the tags of ``version_tags``. A model
     without an encoder reference takes the ``encoder`` tag as its own (so that the served
-    model can embed text queries). If anything fails after the version was created, the
-    version is deleted and the run marked failed, so the registry never holds a half-written
-    version.
+    model can embed text queries). The model's artifacts are logged before the version is
+    created (with its tags, in one call), and the alias is set last; if a step fails, the
+    versions this run created are deleted again and the run is marked failed, so the registry
+    never holds a version without its artifacts and no alias moves.
 
     Args:
         model: the trained recommender.
@@ -133,41 +153,71 @@ def register(model: HybridRecommender, model_dir: Path, report: dict, params: di
         settings: project settings.
         eval_run: the run folder with the train/test parts the report was measured on; the
             promotion compares challenger and champion on them.
+
+    Raises:
+        RegistrationError: the MLflow store failed (unreachable, locked, full); one line.
     """
     if model.encoder is None and tags.get("encoder"):
         model = copy.copy(model)
         model.encoder = str(tags["encoder"])
     tags = version_tags(model, report, tags, None if eval_run is None else str(eval_run))
-    mlc = client(settings)
     name = settings.model_name
-    version: ModelVersion | None = None
-    with mlflow.start_run(tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
-        try:
-            for key, value in flatten("", params).items():
-                mlflow.log_param(key[:250], str(value)[:6000])
-            mlflow.log_metrics(report_metrics(report))
-            mlflow.log_dict(report, "report.json")
-            for file, figure in report_plots(report).items():
-                mlflow.log_figure(figure, f"plots/{file}")
-            folder = model.save(Path(tmp) / "model", read_meta(model_dir))
-            sig, example = signature(model)
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=HybridPyfunc(),
-                artifacts={ARTIFACT_KEY: str(folder)}, signature=sig,
-                input_example=example, registered_model_name=name)
-            version = mlc.get_model_version(name, str(info.registered_model_version))
-            for key, value in tags.items():
-                mlc.set_model_version_tag(name, version.version, key, str(value))
-            mlc.set_registered_model_alias(name, CHALLENGER, version.version)
-        except Exception:
-            # Whatever failed (log_model after registering, a lookup, a tag, the alias), delete
-            # every version this run created, not only one we got to hold a handle on.
-            for created in mlc.search_model_versions(
-                    f"name='{name}' and run_id='{run.info.run_id}'"):
-                mlc.delete_model_version(name, created.version)
-            raise
+    step, left = "reaching the tracking store", None
+    try:
+        mlc = client(settings)
+        step = "logging the run"
+        with mlflow.start_run(tags=tags) as run, tempfile.TemporaryDirectory() as tmp:
+            try:
+                for key, value in flatten("", params).items():
+                    mlflow.log_param(key[:250], str(value)[:6000])
+                mlflow.log_metrics(report_metrics(report))
+                mlflow.log_dict(report, "report.json")
+                for file, figure in report_plots(report).items():
+                    mlflow.log_figure(figure, f"plots/{file}")
+                step = "logging the model's artifacts"
+                folder = model.save(Path(tmp) / "model", read_meta(model_dir))
+                sig, example = signature(model)
+                info = mlflow.pyfunc.log_model(
+                    name="model", python_model=HybridPyfunc(),
+                    artifacts={ARTIFACT_KEY: str(folder)}, signature=sig,
+                    input_example=example)
+                step = "creating the version"
+                version = mlflow.register_model(info.model_uri, name, tags=tags)
+                step = "setting the challenger alias"
+                mlc.set_registered_model_alias(name, CHALLENGER, version.version)
+            except Exception:
+                left = _remove_versions(mlc, name, run.info.run_id)
+                raise
+    except Exception as error:
+        outcome = ("no version was added and no alias moved" if not left else
+                   f"run {left} may have left a version without the alias (see the log)")
+        raise RegistrationError(
+            f"registering {name} in MLflow ({settings.tracking_uri}) failed while {step}: "
+            f"{_first_line(error)}; {outcome}", getattr(error, "error_code", None)) from error
     log.info("registered %s version %s (run %s)", name, version.version, run.info.run_id)
     return RegisteredVersion(name, str(version.version), run.info.run_id)
+
+
+def _remove_versions(mlc: MlflowClient, name: str, run_id: str) -> str | None:
+    """Delete every version a failed registration run created; the run id if that failed.
+
+    Whatever failed (the version, a lookup, the alias), every version of this run goes, not
+    only one we got to hold a handle on. The store may be down by now: then the failure is
+    logged and the run's id returned.
+    """
+    try:
+        for created in mlc.search_model_versions(f"name='{name}' and run_id='{run_id}'"):
+            mlc.delete_model_version(name, created.version)
+    except Exception as error:  # noqa: BLE001  (the original error is the one to report)
+        log.error("could not delete the versions of failed run %s: %s", run_id,
+                  _first_line(error))
+        return run_id
+    return None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 def run_link(tracking_uri: str, run_id: str) -> str:
@@ -257,7 +307,8 @@ def ensure_champion(settings: Settings) -> ModelVersion:
     current = alias_version(mlc, name, CHAMPION)
     if current is not None:
         return current
-    versions = mlc.search_model_versions(f"name='{name}'")
+    versions = [v for v in mlc.search_model_versions(f"name='{name}'")
+                if PURGED_TAG not in v.tags]
     if not versions:
         raise LookupError(f"no version of model {name!r} is registered: run `recsys train` "
                           "first")
@@ -304,10 +355,13 @@ def rollback(settings: Settings) -> Rollback:
         raise LookupError(f"champion version {current.version} of {name!r} has no previous "
                           "champion to roll back to")
     try:
-        mlc.get_model_version(name, previous)
+        found = mlc.get_model_version(name, previous)
     except MlflowException as error:
         raise LookupError(f"previous champion version {previous} of {name!r} no longer "
                           "exists") from error
+    if PURGED_TAG in found.tags:
+        raise LookupError(f"previous champion version {previous} of {name!r} was purged by "
+                          f"erasure {found.tags[PURGED_TAG]}")
     mlc.set_registered_model_alias(name, CHAMPION, previous)
     mlc.set_model_version_tag(name, current.version, "rollback.replaced_by", previous)
     mlc.set_model_version_tag(name, previous, "rollback.restored_from", str(current.version))
@@ -347,7 +401,62 @@ def load_version(settings: Settings, alias_or_version: str) -> HybridRecommender
     Args:
         settings: project settings (model name, tracking store).
         alias_or_version: a version number, or an alias known to point at one.
+
+    Raises:
+        LookupError: the version was purged by an erasure (its artifacts are gone).
     """
-    client(settings)
+    mlc = client(settings)
+    name = settings.model_name
+    found = (mlc.get_model_version(name, str(alias_or_version)) if str(alias_or_version).isdigit()
+             else mlc.get_model_version_by_alias(name, alias_or_version))
+    if PURGED_TAG in found.tags:
+        raise LookupError(f"version {found.version} of {name!r} was purged by erasure "
+                          f"{found.tags[PURGED_TAG]}: its model files are deleted")
     loaded = mlflow.pyfunc.load_model(model_uri(settings, alias_or_version))
     return loaded.unwrap_python_model().model
+
+
+def versions(settings: Settings) -> list[ModelVersion]:
+    """Every version of the registered model, oldest first.
+
+    Args:
+        settings: project settings (model name, tracking store).
+    """
+    mlc = client(settings)
+    found = mlc.search_model_versions(f"name='{settings.model_name}'")
+    return sorted(found, key=lambda v: int(v.version))
+
+
+def purge(settings: Settings, version: str, audit_id: str) -> None:
+    """Mark a version as purged by an erasure, drop its aliases and delete its model artifacts.
+
+    The version record, its run's params and metrics stay (lineage); the model files, which
+    hold the erased users, go. Each step can be repeated, so an interrupted purge completes
+    when run again.
+
+    Args:
+        settings: project settings (model name, tracking store).
+        version: the version.
+        audit_id: the erasure's audit id (tag value).
+    """
+    mlc = client(settings)
+    name = settings.model_name
+    found = mlc.get_model_version(name, version)
+    mlc.set_model_version_tag(name, version, PURGED_TAG, audit_id)
+    for alias in found.aliases:
+        mlc.delete_registered_model_alias(name, alias)
+    location = _model_location(mlc, found)
+    repository = get_artifact_repository(location)
+    if repository.list_artifacts():
+        repository.delete_artifacts()
+    log.info("purged %s version %s (erasure %s): artifacts at %s deleted", name, version,
+             audit_id, location)
+
+
+def _model_location(mlc: MlflowClient, version: ModelVersion) -> str:
+    """The artifact location of a version's model files."""
+    source = str(version.source)
+    if source.startswith("models:/"):
+        return str(mlc.get_logged_model(source.removeprefix("models:/").split("/")[0])
+                   .artifact_location)
+    return source

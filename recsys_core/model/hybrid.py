@@ -11,10 +11,11 @@ fused score and every source's contribution come from one pass over the sources.
 
 from __future__ import annotations
 
+import copy
 import json
 import pickle
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -268,6 +269,47 @@ class HybridRecommender:
             block = self.seen[rows].tocoo()
             total[block.row, block.col] = np.nan
         return total
+
+    def knows(self, user_ids: Iterable[str]) -> list[str]:
+        """The ids among ``user_ids`` that the model or any of its sources was trained on.
+
+        Args:
+            user_ids: candidate user ids.
+        """
+        vocabularies = [self.users, *(source.users for source in self.fusion.sources.values()
+                                      if source.users is not None)]
+        return sorted({str(u) for u in user_ids if any(u in v for v in vocabularies)})
+
+    def without_users(self, user_ids: Iterable[str]) -> HybridRecommender | None:
+        """A copy that no longer knows ``user_ids``: their rows and every source's state gone.
+
+        Their ids, histories and seen items leave the model, popularity is counted again
+        without them, and each source drops their per-user state (``Scorer.without_users``).
+        What the sources learned over items keeps their share until the next retraining.
+        Afterwards the model answers them like any unknown user (the popular fallback).
+
+        Args:
+            user_ids: the users; ids the model does not know are ignored.
+
+        Returns:
+            The new model, or ``None`` when a source cannot drop users (retrain instead).
+        """
+        ids = [str(u) for u in user_ids]
+        fusion = self.fusion.without_users(ids)
+        if fusion is None:
+            return None
+        keep = np.ones(len(self.users), dtype=bool)
+        index = self.users.index(ids)
+        keep[index[index >= 0]] = False
+        clone = copy.copy(self)
+        clone.fusion = fusion
+        clone.users = Vocabulary(self.users.ids[keep])
+        clone.history = self.history[keep]
+        clone.times = None if self.times is None else sp.csr_matrix(self.times)[keep]
+        clone.seen = self.seen[keep]
+        clone.popularity = np.asarray(clone.seen.sum(axis=0)).ravel()
+        clone._init_runtime()
+        return clone
 
     @property
     def sources(self) -> list[str]:

@@ -62,9 +62,9 @@ FROM clean_items AS i LEFT JOIN weighted AS w ON w.item_id = i.item_id
 WHERE i.snapshot_id = $snapshot_id
 GROUP BY i.item_id, i.row_idx ORDER BY i.row_idx
 """
-_ITEMS_SQL = """
-SELECT item_id, title, text, categories,
-       CONCAT_WS('. ', title, NULLIF(ARRAY_TO_STRING(categories, ', '), ''), text) AS document
+_DOCUMENT_SQL = "CONCAT_WS('. ', title, NULLIF(ARRAY_TO_STRING(categories, ', '), ''), text)"
+_ITEMS_SQL = f"""
+SELECT item_id, title, text, categories, {_DOCUMENT_SQL} AS document
 FROM clean_items WHERE snapshot_id = ? ORDER BY row_idx
 """
 
@@ -143,3 +143,14 @@ def build_features(warehouse: Warehouse, snapshot_id: str,
     return Features(snapshot_id, interactions, items,
                     Vocabulary(user_stats[S.USER_ID].to_list()),
                     Vocabulary(items[S.ITEM_ID].to_list()), user_stats, item_stats)
+
+
+def item_documents(warehouse: Warehouse) -> list[str]:
+    """The distinct item ``document`` of every snapshot (what the embedding stage embeds).
+
+    Args:
+        warehouse: the warehouse.
+    """
+    frame = warehouse.query(f"SELECT DISTINCT COALESCE({_DOCUMENT_SQL}, '') AS document "
+                            "FROM clean_items")
+    return frame[DOCUMENT].to_list()

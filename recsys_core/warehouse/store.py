@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import logging
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +25,7 @@ import polars as pl
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
+from recsys_core.warehouse import erased as E
 from recsys_core.warehouse import tables as T
 from recsys_core.warehouse import writes as W
 from recsys_core.warehouse.increments import merge
@@ -60,13 +61,15 @@ class Warehouse:
         """Write one load batch in a single transaction and return the clean snapshot id.
 
         The clean tables are written only when the snapshot is new (loading the same content
-        again adds a batch, not rows). On any error nothing is written.
+        again adds a batch, not rows). On any error nothing is written. Rows of users erased
+        before (``forget``) are dropped first.
 
         Args:
             dataset: the clean dataset (canonical columns; extra columns are ignored).
             quarantine: table (``interactions``, ``items``) -> quarantined rows with canonical
                 columns, ``_row`` and ``reason`` (``ValidationResult.quarantine``).
         """
+        dataset, quarantine = self._suppressed(dataset, quarantine)
         return self._commit(dataset, dataset, quarantine)
 
     def append(self, increment: Dataset, quarantine: dict[str, pl.DataFrame] | None = None,
@@ -91,6 +94,7 @@ class Warehouse:
         Raises:
             DataError: ``base`` is not a snapshot of this warehouse.
         """
+        increment, quarantine = self._suppressed(increment, quarantine)
         base = base or self.latest_snapshot()
         if base is None:
             return self.load(increment, quarantine)
@@ -145,6 +149,48 @@ class Warehouse:
                 raise
         logger.info("loaded batch %s of %s: snapshot %s", batch_id, batch.name, snap)
         return snap
+
+    def _suppressed(self, dataset: Dataset, quarantine: dict[str, pl.DataFrame] | None
+                    ) -> tuple[Dataset, dict[str, pl.DataFrame]]:
+        with self._connect() as con:
+            kept, bad, _ = E.suppress(con, dataset, quarantine or {})
+        return kept, bad
+
+    def forget(self, user_ids: Iterable[str]) -> tuple[dict[str, int], dict[str, str]]:
+        """Erase users' rows from every table, in one transaction (see ``erased.erase``).
+
+        Snapshots whose content changed get the id of their new content, and later loads
+        drop the users' rows. The deleted bytes stay in the file until ``rewrite``.
+
+        Args:
+            user_ids: the users.
+
+        Returns:
+            Rows deleted per table plus ``snapshots`` (how many changed id), and the changed
+            snapshots' ids: old -> new.
+        """
+        with self._connect() as con:
+            con.begin()
+            try:
+                counts, renamed = E.erase(con, user_ids, read_snapshot)
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+        return counts, renamed
+
+    def erased(self, user_ids: Iterable[str]) -> set[str]:
+        """The ids among ``user_ids`` that were erased (``forget``).
+
+        Args:
+            user_ids: candidate ids.
+        """
+        with self._connect() as con:
+            return E.erased_ids(con, user_ids)
+
+    def rewrite(self) -> Path:
+        """Rewrite the file with only its live rows (``erased.rewrite_file``); returns it."""
+        return E.rewrite_file(self.path)
 
     def query(self, sql: str, params: Params = ()) -> pl.DataFrame:
         """Run a read query with bound parameters and return a Polars frame (via Arrow).
@@ -207,12 +253,10 @@ class Warehouse:
         Args:
             snap: a snapshot id returned by ``load`` or ``append``.
         """
-        name, inter, items, users = self.queries([
-            ("SELECT dataset FROM snapshots WHERE snapshot_id = ?", [snap]),
-            _clean_sql("interactions", snap), _clean_sql("items", snap), (_USERS_SQL, [snap]),
-        ], snapshot=snap)
-        return Dataset(name.item(), S.conform(inter, S.INTERACTIONS_SCHEMA),
-                       S.conform(items, S.ITEMS_SCHEMA), _users(users))
+        with self._connect() as con:
+            if not con.execute(_SNAPSHOT_SQL, [snap]).fetchall():
+                raise DataError(f"{self.path}: unknown snapshot '{snap}'")
+            return read_snapshot(con, snap)
 
     def snapshots(self) -> pl.DataFrame:
         """Every snapshot, oldest first."""
@@ -257,6 +301,22 @@ def _clean_sql(table: str, snap: str) -> tuple[str, list[object]]:
     columns = ", ".join(T.quote(c) for c in T.CANONICAL[table])
     return (f"SELECT {columns} FROM {T.quote('clean_' + table)} "
             f"WHERE {T.quote(T.SNAPSHOT_ID)} = ? ORDER BY {T.quote(T.ROW_IDX)}", [snap])
+
+
+def read_snapshot(con: duckdb.DuckDBPyConnection, snap: str) -> Dataset:
+    """Every clean table of snapshot ``snap`` (which exists), read on ``con``.
+
+    Args:
+        con: a connection to the warehouse (inside a transaction, it reads that state).
+        snap: the snapshot id.
+    """
+    name, inter, items, users = [
+        pl.from_arrow(con.sql(sql, params=_bind(params)).to_arrow_table())
+        for sql, params in [("SELECT dataset FROM snapshots WHERE snapshot_id = ?", [snap]),
+                            _clean_sql("interactions", snap), _clean_sql("items", snap),
+                            (_USERS_SQL, [snap])]]
+    return Dataset(name.item(), S.conform(inter, S.INTERACTIONS_SCHEMA),
+                   S.conform(items, S.ITEMS_SCHEMA), _users(users))
 
 
 def _users(frame: pl.DataFrame) -> pl.DataFrame | None:

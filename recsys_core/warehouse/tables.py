@@ -14,6 +14,10 @@ REASON = "reason"
 QUARANTINED = "quarantined"
 ATTRIBUTES = "attributes"
 PARENT_ID = "parent_id"
+ERASED_USERS = "erased_users"
+"""SHA-256 of each erased user id: later loads drop their rows (``warehouse.erased``)."""
+ERASURES = "erasures"
+"""The erasure audit: one row per request, counts per place, no user ids."""
 CANONICAL = {"interactions": S.INTERACTIONS_SCHEMA, "items": S.ITEMS_SCHEMA}
 
 _SQL_TYPES: dict[type[pl.DataType], str] = {
@@ -72,6 +76,10 @@ def ddl() -> list[str]:
         _table("clean_users", [f"{quote(SNAPSHOT_ID)} VARCHAR NOT NULL",
                                f"{quote(ROW_IDX)} BIGINT NOT NULL",
                                f"{quote(S.USER_ID)} VARCHAR", f"{quote(ATTRIBUTES)} VARCHAR"]),
+        _table(ERASED_USERS, ["user_hash VARCHAR PRIMARY KEY"]),
+        _table(ERASURES, ["audit_id VARCHAR PRIMARY KEY", "requested_at TIMESTAMPTZ NOT NULL",
+                          "finished_at TIMESTAMPTZ", "n_users BIGINT NOT NULL",
+                          "reason VARCHAR", "removed VARCHAR", "model_version VARCHAR"]),
     ]
     for table, schema in CANONICAL.items():
         columns = _columns(schema)

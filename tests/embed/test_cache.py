@@ -70,3 +70,15 @@ def test_waits_for_another_process_holding_the_lock(tmp_path: Path) -> None:
     finally:
         holder.wait(timeout=30)
     assert cache.count() == 1
+
+
+def test_retain_keeps_only_the_named_documents_of_every_encoder(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "c.duckdb")
+    vectors = np.ones((3, 4), dtype=np.float32)
+    cache.put("enc-a", ["h1", "h2", "h3"], vectors)
+    cache.put("enc-b", ["h1", "h4"], vectors[:2])
+    assert cache.retain(["h1", "h3"]) == 2  # h2 of one encoder, h4 of the other
+    assert cache.count("enc-a") == 2 and cache.count("enc-b") == 1
+    found, _ = cache.get("enc-a", ["h1", "h2", "h3"])
+    assert found.tolist() == [True, False, True]
+    assert cache.retain(["h1", "h3"]) == 0

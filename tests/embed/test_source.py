@@ -30,3 +30,10 @@ def test_fingerprint_follows_file_content(tmp_path: Path) -> None:
     assert model_fingerprint(tmp_path) == first
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 1024}))
     assert model_fingerprint(tmp_path) != first
+
+
+@pytest.mark.parametrize("path", ["/no/such/encoder", "./no-such-encoder", "~/no-such-enc",
+                                  "models/bert/v2"])
+def test_a_missing_encoder_path_is_named_as_a_path(path: str) -> None:
+    with pytest.raises(FileNotFoundError, match=f"encoder path '{path}' does not exist"):
+        resolve_model_path(path)

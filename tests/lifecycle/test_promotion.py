@@ -130,3 +130,30 @@ def test_ensure_champion_picks_the_first_version(promotion_run, promotion_models
     assert aliases(settings) == ("1", "2")
     assert tags(settings, "1")["promotion.decision"].startswith("initial")
     assert str(registry.ensure_champion(settings).version) == "1"  # idempotent
+
+
+def test_champion_and_challenger_are_scored_on_the_same_sampled_users(
+        promotion_run, monkeypatch) -> None:
+    from recsys_core.evaluation import limits
+    from recsys_core.evaluation.evaluator import evaluate, test_rows
+    from tests.lifecycle.builders import STRONG
+
+    bound = 20
+    monkeypatch.setattr(limits, "EVAL_MAX_USERS", bound)
+    monkeypatch.setattr(limits, "EVAL_MIN_USERS", bound)
+    data = promotion.run_data(str(promotion_run.store.folder), 5)
+    assert len(test_rows(data.train, data.test)) > bound  # a run larger than the sample
+    final = promotion_run.train(STRONG)
+    assert final.evaluation.n_users["all"] == bound  # the report ranked the sample
+    reported = final.evaluation.metrics["fused"]["ndcg@5"]
+    everyone = evaluate({"m": final.model.fusion}, data.train, data.test, k=5)
+    assert everyone.metrics["m"]["ndcg@5"] != pytest.approx(reported)  # the sample matters
+
+    settings = unique_settings()
+    promotion_run.register(final, settings)
+    promotion.challenge(settings)
+    again = promotion_run.register(final, settings).version  # the same model challenges
+    decision = promotion.gate(settings, again, reported, data)
+    assert decision.champion_score == pytest.approx(reported)  # same users, same score
+    assert promotion.score_model(final.model, data) == pytest.approx(reported)
+    assert not decision.promoted  # equal is not better

@@ -10,6 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
 
 from recsys_core.config import Settings
 from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
@@ -17,6 +21,7 @@ from recsys_core.lifecycle import registry
 from recsys_core.lifecycle.registry import (
     CHALLENGER,
     CHAMPION,
+    RegistrationError,
     alias_version,
     metric_key,
     promote,
@@ -194,29 +199,73 @@ def test_promote_moves_champion_only_when_better(two_versions) -> None:
     assert alias(mlc, name, CHALLENGER) == "2"
 
 
-def _boom(*args, **kwargs):
-    raise RuntimeError("injected failure")
+def _unreachable(*args, **kwargs):
+    raise MlflowException("API request to http://mlflow:5000 failed: connection refused\n"
+                          "(traceback of the store)", error_code=TEMPORARILY_UNAVAILABLE)
 
 
-@pytest.mark.parametrize("method", ["set_registered_model_alias", "set_model_version_tag",
-                                    "get_model_version"])
-def test_failed_register_leaves_no_new_version(model, model_dir, monkeypatch,
-                                               method: str) -> None:
+@pytest.mark.parametrize(("target", "method", "step"), [
+    (LocalArtifactRepository, "log_artifacts", "logging the model's artifacts"),
+    (SqlAlchemyStore, "create_model_version", "creating the version"),
+    (SqlAlchemyStore, "set_registered_model_alias", "setting the challenger alias"),
+])
+def test_store_failing_at_registration_leaves_no_version_and_no_alias_moved(
+        model, model_dir, monkeypatch, target, method: str, step: str) -> None:
     settings = unique_settings()
     name = settings.model_name
     good = do_register(model, model_dir, settings)
     mlc = registry.client(settings)
+    mlc.set_registered_model_alias(name, CHAMPION, good.version)
     snapshot = f"fail-{uuid.uuid4().hex[:8]}"
     with monkeypatch.context() as patch:
-        patch.setattr(MlflowClient, method, _boom)
-        with pytest.raises(RuntimeError, match="injected"):
+        patch.setattr(target, method, _unreachable)
+        with pytest.raises(RegistrationError) as failed:
             do_register(model, model_dir, settings, TAGS | {"snapshot_id": snapshot})
+    message = str(failed.value)
+    assert "\n" not in message and step in message and "connection refused" in message
+    assert message.endswith("no version was added and no alias moved")
+    assert failed.value.error_code == "TEMPORARILY_UNAVAILABLE"  # the task retries it
     assert versions(mlc, name) == [good.version]
-    assert alias(mlc, name, CHALLENGER) == good.version
+    assert alias(mlc, name, CHALLENGER) == alias(mlc, name, CHAMPION) == good.version
     runs = mlc.search_runs([mlflow.get_experiment_by_name(registry.EXPERIMENT).experiment_id],
                            filter_string=f"tags.snapshot_id = '{snapshot}'")
     assert [run.info.status for run in runs] == ["FAILED"]
     assert mlflow.active_run() is None
+
+    again = do_register(model, model_dir, settings, TAGS | {"snapshot_id": snapshot})
+    assert versions(mlc, name) == sorted([good.version, again.version])
+    assert alias(mlc, name, CHALLENGER) == again.version  # the rerun completes
+    assert registry.load_version(settings, again.version).knows(["u1"]) == ["u1"]
+
+
+def test_a_version_left_by_a_failed_cleanup_is_named(model, model_dir, monkeypatch) -> None:
+    settings = unique_settings()
+    with monkeypatch.context() as patch:
+        patch.setattr(SqlAlchemyStore, "set_registered_model_alias", _unreachable)
+        patch.setattr(SqlAlchemyStore, "delete_model_version", _unreachable)
+        with pytest.raises(RegistrationError, match="may have left a version without the "
+                                                    "alias"):
+            do_register(model, model_dir, settings)
+    assert alias(registry.client(settings), settings.model_name, CHALLENGER) is None
+
+
+def test_unreachable_tracking_server_is_one_line(model, model_dir, monkeypatch) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    settings = unique_settings()
+    with pytest.raises(RegistrationError) as failed:
+        do_register(model, model_dir, settings)
+    message = str(failed.value)
+    assert "\n" not in message and f"http://127.0.0.1:{port}" in message
+    assert "reaching the tracking store" in message
+    monkeypatch.undo()
+    assert do_register(model, model_dir, settings).version == "1"  # store back: it completes
 
 
 SEGMENT_REPORT = REPORT | {
@@ -260,3 +309,28 @@ def test_rollback_and_load_without_champion() -> None:
     with pytest.raises(LookupError, match="no champion to roll back"):
         registry.rollback(settings)
     assert registry.load_recommender(settings, CHAMPION) is None
+
+
+def test_purge_deletes_artifacts_and_aliases_and_keeps_the_record(model, model_dir) -> None:
+    settings = unique_settings()
+    name = settings.model_name
+    first = do_register(model, model_dir, settings)
+    second = do_register(model, model_dir, settings)
+    mlc = registry.client(settings)
+    mlc.set_registered_model_alias(name, CHAMPION, first.version)
+    location = registry._model_location(mlc, mlc.get_model_version(name, first.version))
+    assert Path(location.removeprefix("file://")).is_dir()
+
+    registry.purge(settings, first.version, "audit-1")
+    registry.purge(settings, first.version, "audit-1")  # a repeat completes quietly
+    found = mlc.get_model_version(name, first.version)
+    assert found.tags[registry.PURGED_TAG] == "audit-1" and found.aliases == []
+    assert not Path(location.removeprefix("file://")).exists()
+    with pytest.raises(LookupError, match="purged by erasure audit-1"):
+        registry.load_version(settings, first.version)
+    assert alias(mlc, name, CHALLENGER) == second.version  # others untouched
+    assert str(registry.ensure_champion(settings).version) == second.version  # not the purged
+
+    mlc.set_model_version_tag(name, second.version, "previous_champion", first.version)
+    with pytest.raises(LookupError, match="purged by erasure audit-1"):
+        registry.rollback(settings)

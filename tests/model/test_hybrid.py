@@ -387,3 +387,34 @@ def test_models_pickled_before_fold_in_still_load(model, tmp_path) -> None:
     old.__setstate__(state)
     assert old.recommend("u1", k=4) == model.recommend("u1", k=4)
     assert old.encoder is None and old.item_embeddings is None
+
+
+def test_without_users_answers_them_with_the_fallback_and_the_others_as_before(
+        model: HybridRecommender) -> None:
+    forgotten = model.without_users(["u3", "u8", "stranger"])
+    assert forgotten is not None and model.knows(["u3", "u8", "stranger"]) == ["u3", "u8"]
+    assert forgotten.knows(["u3", "u8"]) == []
+    assert len(forgotten.users) == N_USERS - 2 and forgotten.history.shape[0] == N_USERS - 2
+    assert all(r.fallback for r in forgotten.recommend("u3", k=3))
+    for row in (0, 4, 9):
+        user = f"u{row}"
+        assert [r.item_id for r in forgotten.recommend(user, k=5)] == [
+            r.item_id for r in model.recommend(user, k=5)]
+    kept_rows = [u for u in range(N_USERS) if u not in (3, 8)]
+    expected = np.asarray((model.seen[kept_rows] > 0).sum(axis=0)).ravel()
+    np.testing.assert_array_equal(forgotten.popularity, expected)  # counted without them
+    assert b"\x8c\x02u3" not in pickle.dumps(forgotten)
+    assert model.knows(["u3"]) == ["u3"]  # the original model is unchanged
+
+
+def test_without_users_is_none_when_a_source_cannot_drop_them() -> None:
+    class Opaque(FixedScorer):
+        """Per-user state the shape search cannot see into: forgetting needs a retrain."""
+
+        def without_users(self, user_ids):
+            return None
+
+    data = make_data(N_USERS, N_ITEMS, random_pairs(N_USERS, N_ITEMS, 4, seed=8))
+    sources = {"a": Opaque(source_values()["a"])}
+    fused = WeightedFusion(FusionConfig(weights={"a": 1.0}), sources).train(data)
+    assert HybridRecommender(fused, data).without_users(["u1"]) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import duckdb
@@ -34,6 +35,7 @@ def test_io_failures_are_retried(exc: BaseException) -> None:
     FileNotFoundError("no such dataset"), PermissionError("read-only"),
     DataError("bad rows"), ValueError("bad parameter"), KeyError("column"),
     RuntimeError("bug"), MlflowException("bad name", error_code=INVALID_PARAMETER_VALUE),
+    OSError(errno.ENOSPC, "No space left on device"), OSError(errno.EDQUOT, "Quota exceeded"),
 ])
 def test_bad_input_and_bugs_fail_at_once(exc: BaseException) -> None:
     assert common.retry_on_io(None, None, _Failed(exc)) is False

@@ -78,7 +78,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
 def test_served_deployments_mirror_prefect_yaml() -> None:
     spec = {item["name"]: item for item in load_spec()}
     served = {d.name: d for d in runner_deployments()}
-    assert set(served) == set(spec) == {"nightly", "ingest", "promote", "batch"}
+    assert set(served) == set(spec) == {"nightly", "ingest", "promote", "batch", "forget"}
+    assert served["forget"].schedules == [] and "user_ids" not in spec["forget"]["parameters"]
     assert served["nightly"].parameters == spec["nightly"]["parameters"]
     assert [s.schedule.cron for s in served["nightly"].schedules] == ["0 2 * * *"]
     assert served["promote"].schedules == []

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -154,11 +155,10 @@ def test_server_command_and_environment(monkeypatch) -> None:
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     settings = Settings()
     env = server_env(settings)
-    first = env["PATH"].split(os.pathsep)[0]
-    assert first == str(Path(sys.executable).parent) and env["OMP_NUM_THREADS"] == "1"
+    path = env["PATH"].split(os.pathsep)
+    assert path[:2] == [str(launcher_dir(settings)), str(Path(sys.executable).parent)]
+    assert env["OMP_NUM_THREADS"] == "1"
     assert env["MLFLOW_TRACKING_URI"] == settings.tracking_uri
-    several = server_env(settings, workers=2)["PATH"].split(os.pathsep)
-    assert several[0] == str(launcher_dir(settings)) and several[1] == first
 
 
 def test_launcher_keeps_tcp_nodelay_for_several_workers(monkeypatch) -> None:
@@ -208,3 +208,217 @@ def test_sigterm_stops_the_server_process(monkeypatch) -> None:
             child.kill()
     assert code == -signal.SIGTERM and child.poll() is not None
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# --------------------------------------------------------------------- abuse: fuzz and load
+
+FUZZ_BODIES = 1000
+LOAD_S, LOAD_CONNECTIONS = 30.0, 8
+MEMORY_SLACK = 0.20
+MB = 1 << 20
+
+
+def server_rss(process) -> int:
+    """Resident memory of the server and its workers (``mlflow models serve`` spawns uvicorn)."""
+    import psutil
+
+    root = psutil.Process(process.pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
+
+
+def _value(rng, depth: int = 0) -> object:
+    kind = rng.integers(11 if depth < 2 else 8)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return bool(rng.integers(2))
+    if kind == 2:
+        return int(rng.choice([0, -1, 1, 10, 1000, 1001, 2**31, 2**63, -(2**63), 10**30]))
+    if kind == 3:
+        return float(rng.choice([0.5, -3.2, 1e308, -1e308, 1e-300, float("nan"), float("inf")]))
+    if kind in (4, 5, 6):
+        size = int(rng.choice([0, 1, 5, 40]))
+        return "".join(chr(int(c)) for c in rng.integers(32, 0x2FFF, size))
+    if kind == 7:
+        return f"u{rng.integers(100)}"
+    if kind == 8:
+        return [_value(rng, depth + 1) for _ in range(int(rng.integers(4)))]
+    if kind == 9:
+        return {f"k{i}": _value(rng, depth + 1) for i in range(int(rng.integers(3)))}
+    return [f"i{i}" for i in rng.integers(0, 100, int(rng.integers(1, 5)))]
+
+
+def fuzz_bodies(seed: int = 0, n: int = FUZZ_BODIES) -> list[tuple[bytes, str]]:
+    """``n`` malformed request bodies (and content types), seeded."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    columns = ["user_id", "recent_items", "query", "k", "unknown", "User_ID", ""]
+    bodies: list[tuple[bytes, str]] = []
+    for _ in range(n):
+        kind = int(rng.integers(10))
+        content = "application/json"
+        if kind == 0:  # not JSON at all
+            body = bytes(rng.integers(0, 256, int(rng.integers(0, 2000)), dtype=np.uint8))
+        elif kind == 1:  # JSON cut short
+            full = json.dumps(split(["user_id", "k"], ["u1", 5])).encode()
+            body = full[:int(rng.integers(1, len(full)))]
+        elif kind == 2:  # JSON of the wrong shape
+            body = json.dumps(_value(rng)).encode()
+        elif kind == 3:  # wrong top-level keys or values
+            key = str(rng.choice(["dataframe_split", "dataframe_records", "instances",
+                                  "inputs", "rows", "dataframe_split "]))
+            body = json.dumps({key: _value(rng)}).encode()
+        elif kind in (4, 5):  # a split frame with random columns and typed chaos
+            names = list(rng.choice(columns, int(rng.integers(1, 5)), replace=False))
+            data = [[_value(rng) for _ in names] for _ in range(int(rng.integers(0, 4)))]
+            if rng.integers(4) == 0 and data:
+                data[0] = data[0][:-1]  # a short row
+            body = json.dumps({"dataframe_split": {"columns": names, "data": data}}).encode()
+        elif kind == 6:  # records with random fields
+            records = [{str(rng.choice(columns)): _value(rng) for _ in range(3)}
+                       for _ in range(int(rng.integers(1, 4)))]
+            body = json.dumps({"dataframe_records": records}).encode()
+        elif kind == 7:  # huge k, huge lists of recent items
+            big = int(rng.choice([1001, 5000, 100_000]))
+            body = json.dumps(split(["user_id", "recent_items", "k"], [
+                None, [f"i{i % 100}" for i in range(big)],
+                int(rng.choice([10**6, 2**62, -5, 1000]))])).encode()
+        elif kind == 8:  # 1 MB strings where ids and queries go
+            field = str(rng.choice(["user_id", "query", "recent_items"]))
+            huge = "x" * MB
+            body = json.dumps(split([field, "k"], [[huge] if field == "recent_items" else huge,
+                                                   3])).encode()
+        else:  # a fine body under a wrong or missing content type
+            body = json.dumps(split(["user_id", "k"], ["u1", 3])).encode()
+            content = str(rng.choice(["text/csv", "text/plain", "application/x-www-form-"
+                                      "urlencoded", ""]))
+        bodies.append((body, content))
+    return bodies
+
+
+def send(connection, body: bytes, content: str) -> int:
+    headers = {"Content-Type": content} if content else {}
+    connection.request("POST", "/invocations", body=body, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    return response.status
+
+
+def test_fuzzed_bodies_get_4xx_never_5xx_and_memory_holds(server) -> None:
+    import http.client
+    from collections import Counter
+
+    url, _, _, process = server
+    host, port = url.removeprefix("http://").split(":")
+    for body in (split(["user_id", "k"], ["u1", 3]), split(["recent_items"], [["i1"]]),
+                 split(["query", "k"], ["tent", 2])):  # warm every path (the encoder loads)
+        assert post(url, body)[0] == 200
+    start_rss = server_rss(process)
+    statuses: Counter[int] = Counter()
+    five_xx: list[tuple[int, bytes]] = []
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
+    began = time.monotonic()
+    for body, content in fuzz_bodies():
+        try:
+            status = send(connection, body, content)
+        except (ConnectionError, http.client.HTTPException):
+            connection.close()
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
+            status = -1
+        statuses[status] += 1
+        if status >= 500 or status < 0:
+            five_xx.append((status, content, body[:300]))
+    connection.close()
+    seconds = time.monotonic() - began
+    end_rss = server_rss(process)
+    print(f"\nfuzz: {sum(statuses.values())} bodies in {seconds:.1f}s, statuses "
+          f"{dict(sorted(statuses.items()))}, rss {start_rss / MB:.0f} -> {end_rss / MB:.0f} MB")
+    assert process.poll() is None and not five_xx, five_xx[:5]
+    assert set(statuses) <= {200, 400, 415, 422}
+    assert post(url, split(["user_id", "k"], ["u1", 1]))[0] == 200
+    assert end_rss <= start_rss * (1 + MEMORY_SLACK)
+
+
+def test_load_of_8_connections_for_30s_has_no_5xx_and_memory_holds(server) -> None:
+    import http.client
+    import threading
+
+    url, _, _, process = server
+    host, port = url.removeprefix("http://").split(":")
+    bodies = [json.dumps(b).encode() for b in (
+        split(["user_id", "k"], ["u1", 10]), split(["user_id", "k"], ["u42", 5]),
+        split(["user_id", "k"], ["nobody", 10]), split(["recent_items", "k"], [["i1", "i2"], 5]),
+        {"dataframe_records": [{"user_id": "u3", "k": 3}, {"user_id": "u4", "k": 3}]})]
+    start_rss = server_rss(process)
+    samples = [start_rss]
+    counts = {"ok": 0, "4xx": 0, "5xx": 0, "errors": 0}
+    lock = threading.Lock()
+    stop = time.monotonic() + LOAD_S
+
+    def client(worker: int) -> None:
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        sent = 0
+        while time.monotonic() < stop:
+            try:
+                status = send(connection, bodies[(worker + sent) % len(bodies)],
+                              "application/json")
+                key = "ok" if status < 400 else "4xx" if status < 500 else "5xx"
+            except (ConnectionError, http.client.HTTPException, TimeoutError):
+                connection.close()
+                connection = http.client.HTTPConnection(host, int(port), timeout=30)
+                key = "errors"
+            sent += 1
+            with lock:
+                counts[key] += 1
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(LOAD_CONNECTIONS)]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        samples.append(server_rss(process))
+        time.sleep(0.5)
+    for thread in threads:
+        thread.join()
+    seconds = time.monotonic() - began
+    total = sum(counts.values())
+    print(f"\nload: {total} requests over {LOAD_CONNECTIONS} connections in {seconds:.1f}s "
+          f"({total / seconds:.0f} req/s), {counts}, rss {start_rss / MB:.0f} -> "
+          f"{samples[-1] / MB:.0f} MB (max {max(samples) / MB:.0f})")
+    assert process.poll() is None
+    assert counts["5xx"] == 0 and counts["errors"] == 0 and counts["4xx"] == 0
+    assert counts["ok"] > LOAD_CONNECTIONS
+    assert max(samples) <= start_rss * (1 + MEMORY_SLACK)
+
+
+def test_the_guard_answers_what_mlflow_would_crash_on() -> None:
+    import asyncio
+
+    from flows.app.guard import guard
+
+    async def inner(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def call(headers: list[tuple[bytes, bytes]], path: str = "/invocations") -> tuple[int, bytes]:
+        sent: list[dict] = []
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        scope = {"type": "http", "path": path, "method": "POST", "headers": headers}
+        asyncio.run(guard(inner, max_body=100)(scope, receive, send))
+        return sent[0]["status"], sent[1]["body"]
+
+    status, body = call([])
+    assert status == 415 and b"Content-Type" in body
+    assert call([(b"content-type", b"  ")])[0] == 415
+    status, body = call([(b"content-type", b"application/json"), (b"content-length", b"101")])
+    assert status == 413 and b"at most 100" in body
+    assert call([(b"content-type", b"application/json"), (b"content-length", b"100")])[0] == 200
+    assert call([], path="/ping")[0] == 200  # only invocations are guarded
