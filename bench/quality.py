@@ -3,7 +3,8 @@
 For each dataset x protocol, one process runs the product's training path through the
 ``recsys_core.pipeline`` stage functions the train flow's tasks call (warehouse load,
 features + split, cached embeddings, per-source hyperparameter tuning and fusion tuning on
-the validation split carved from training, refit on the whole training part, evaluation),
+each validation carve of the training part, the refit on the whole training part warm-started
+from the first carve's fit, evaluation),
 then trains the peers on the same training part and evaluates them with the same evaluator
 (full ranking over all items, seen items excluded) on the same test part. One table per
 dataset x protocol, plus the wall time of each stage.
@@ -92,22 +93,26 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
                                if args.sources else {}))
     options = TrainOptions(seed=args.seed)
     with timed(timings, "features+split"):
-        store = pipeline.prepare_run(settings, snapshot, protocol, args.seed)
+        store = pipeline.prepare_run(settings, snapshot, protocol, args.seed, config.carves)
+    config = pipeline.size_plan(store, config, settings.large_run)
     with timed(timings, "embed"):
         _, emb = pipeline.embed_items(store, settings, settings.encoder)
     fused = config.fused_sources
     with timed(timings, "tune_sources"):
         params = pipeline.tune_sources(store, {n: config.sources[n] for n in fused}, options,
                                        trials=args.source_trials, k=10)
-    fit_paths = {}
-    for name in fused:
-        with timed(timings, f"fit_{name}"):
-            fit_paths[name] = pipeline.train_source(store, name, params[name], "fit", options,
-                                                    emb)
+    carve_paths = []  # the flow's order: every source on each carve's fit part
+    for fit_part, _ in store.carves()[:config.carves]:
+        paths = {}
+        for name in fused:
+            with timed(timings, f"fit_{name}"):
+                paths[name] = pipeline.train_source(store, name, params[name], fit_part,
+                                                    options, emb)
+        carve_paths.append(paths)
     with timed(timings, "tune_fusion"):
-        tuned = pipeline.tune_fusion(store, fit_paths, 10, config.trials, args.seed)
+        tuned = pipeline.tune_fusion(store, carve_paths, 10, config.trials, args.seed)
     train_paths = {}
-    for name in fused:
+    for name in fused:  # warm-started from the first carve's fit (pipeline.train_source)
         with timed(timings, f"train_{name}"):
             train_paths[name] = pipeline.train_source(store, name, params[name], "train",
                                                       options, emb)
@@ -123,23 +128,25 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
     categories = (items["categories"].to_list() if "categories" in items.columns else None)
     categories = None if categories is None else [c or [] for c in categories]
     quick = args.quick
+    # RecBole fits the first carve's fit part and early-stops on its valid part (train minus
+    # valid = fit), as the product's deep sources do
+    valid = store.data(store.carves()[0][1])
     peers = {"peer_ease": EASE(),
              "bivae": BiVAEPeer(BiVAEConfig(n_epochs=args.bivae_epochs)),
              "lightfm": LightFMPeer(LightFMConfig(epochs=10 if quick else 30), categories),
-             "recbole_sasrec": RecBoleSASRec(RecBoleConfig(epochs=args.sasrec_epochs)),
-             "recbole_lightgcn": RecBoleLightGCN(RecBoleConfig(epochs=args.lightgcn_epochs))}
+             "recbole_sasrec": RecBoleSASRec(RecBoleConfig(epochs=args.sasrec_epochs), valid),
+             "recbole_lightgcn": RecBoleLightGCN(RecBoleConfig(epochs=args.lightgcn_epochs),
+                                                 valid)}
     if protocol == "cold_items":  # every test item is cold: the ID-only peers score them NaN
         peers = {"lightfm": peers["lightfm"], "lightfm_features": LightFMPeer(
             LightFMConfig(epochs=10 if quick else 30, identity=False), categories)}
     if args.peers is not None:
         keep = set(filter(None, args.peers.split(",")))
         peers = {name: peer for name, peer in peers.items() if name in keep}
-    # RecBole fits the fit part and early-stops on the valid part (train minus valid = fit)
-    early = TrainOptions(seed=args.seed, validation=store.data("valid"))
     for name, peer in list(peers.items()):
         with timed(timings, f"peer_{name}" if not name.startswith("peer") else name):
             try:
-                peer.train(train, early if name.startswith("recbole") else options)
+                peer.train(train, options)
             except Exception:  # a failing peer must not cost the product's table
                 logging.getLogger("bench").exception("peer %s failed; left out", name)
                 del peers[name]
@@ -193,7 +200,8 @@ def verdict(result: dict, protocol: str) -> list[str]:
     out.append(f"fusion: {weights.normaliser}/{weights.missing} weights "
                + json.dumps({n: round(w, 3) for n, w in weights.weights.items()}))
     out.append("tuned source params: " + json.dumps(result["params"]))
-    out.append(f"validation ndcg@10: fused {result['tuning'].ndcg:.4f}, single "
+    out.append(f"validation ndcg@10: fused {result['tuning'].ndcg:.4f} (per carve "
+               + ", ".join(f"{v:.4f}" for v in result["tuning"].per_carve) + "), single "
                + json.dumps({n: round(v, 4) for n, v in result["tuning"].single.items()}))
     return out
 

@@ -12,7 +12,7 @@ ranking, checked every epoch, patience ``stopping_step`` = 10 epochs). The only 
 defaults is the epoch cap (``epochs``, RecBole's default 300; see ``RecBoleConfig``); the
 best epoch's checkpoint is loaded back.
 
-``train(data, TrainOptions(validation=valid))`` trains on ``data`` minus the validation pairs
+A peer built with ``validation=valid`` trains on ``data`` minus the validation pairs
 (the run's ``fit`` part when ``data`` is ``train``) with the validation pairs as RecBole's
 valid set; test data never reaches RecBole. The scores come from the trained model over
 ``data``, the part whose items the evaluator excludes:
@@ -144,26 +144,28 @@ class _RecBolePeer(Scorer[RecBoleConfig]):
     model: ClassVar[str]
     extra: ClassVar[dict] = {}
 
-    def __init__(self, config: RecBoleConfig | None = None) -> None:
+    def __init__(self, config: RecBoleConfig | None = None,
+                 validation: InteractionData | None = None) -> None:
         super().__init__(config or RecBoleConfig())
+        self.validation = validation
         self.user_factors: np.ndarray | None = None
         self.item_factors: np.ndarray | None = None
         self.epochs_run = 0
         self.best_epoch = -1
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
-        if options.validation is None:
-            raise ValueError(f"{type(self).__name__} early-stops on options.validation")
+        if self.validation is None:
+            raise ValueError(f"{type(self).__name__} early-stops on its validation part")
         _aliases()
         from recbole.config import Config
         from recbole.data import create_dataset, data_preparation
         from recbole.utils import get_model, get_trainer, init_seed
 
-        fit = _without(data, options.validation)
+        fit = _without(data, self.validation)
         with tempfile.TemporaryDirectory(prefix="recbole-") as tmp:
             folder = Path(tmp) / DATASET
             folder.mkdir()
-            columns = self._write(folder, fit, options.validation)
+            columns = self._write(folder, fit, self.validation)
             with _compat():
                 config = Config(model=self.model, dataset=DATASET, config_dict={
                     "data_path": tmp, "checkpoint_dir": str(Path(tmp) / "saved"),

@@ -41,8 +41,8 @@ def cycles(n_users: int = 120, length: int = 7):
 
 def test_sasrec_ranks_the_next_item_of_a_cycle_first() -> None:
     train, valid, test = cycles()
-    peer = RecBoleSASRec(RecBoleConfig(epochs=40, overrides=SMALL)).train(
-        train, TrainOptions(seed=0, validation=valid))
+    peer = RecBoleSASRec(RecBoleConfig(epochs=40, overrides=SMALL), validation=valid).train(
+        train, TrainOptions(seed=0))
     assert peer.epochs_run <= 40 and 0 <= peer.best_epoch < peer.epochs_run
     result = evaluate({"sasrec": peer}, train, test, k=1)
     # the top item is the successor of the user's last train item (cycle position + 6)
@@ -62,8 +62,8 @@ def test_lightgcn_ranks_the_user_s_community_first() -> None:
     train = part(n_users, [(u, i, 0.0) for u in liked for i in liked[u] if i != held[u]])
     valid = part(n_users, [(u, check[u], 0.0) for u in liked])
     test = part(n_users, [(u, held[u], 0.0) for u in liked])
-    peer = RecBoleLightGCN(RecBoleConfig(epochs=40, overrides=SMALL)).train(
-        train, TrainOptions(seed=0, validation=valid))
+    peer = RecBoleLightGCN(RecBoleConfig(epochs=40, overrides=SMALL), validation=valid).train(
+        train, TrainOptions(seed=0))
     result = evaluate({"lightgcn": peer}, train, test, k=1)
     # the only unseen item of the user's parity must come first, not one of the 6 others
     assert result.metrics["lightgcn"]["hit@1"] > 0.9
