@@ -19,7 +19,8 @@ class Settings(BaseSettings):
     """Project settings, read from ``RECSYS_*`` environment variables.
 
     Args:
-        home: the state folder holding the warehouse, MLflow store, Prefect home and reports.
+        home: the state folder holding the warehouse, MLflow store, Prefect home, reports and
+            logs.
         encoder: Hugging Face encoder name or local path; the default is the packaged
             all-MiniLM-L6-v2.
         device: ``auto`` (cuda, then mps, then cpu) or a torch device string.
@@ -107,6 +108,11 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         """Locally saved model folders before they are logged to MLflow."""
         return self.home / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        """Log files of CLI commands (one per command run)."""
+        return self.home / "logs"
 
     @property
     def tracking_uri(self) -> str:
