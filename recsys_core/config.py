@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         """MLflow tracking URI: ``MLFLOW_TRACKING_URI`` when set, else the local sqlite store."""
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
 
+    @property
+    def has_tracking_store(self) -> bool:
+        """Whether the tracking store exists: a server, or a local database created already."""
+        if self.tracking_uri == f"sqlite:///{self.mlflow_db}":
+            return self.mlflow_db.is_file()
+        return True
+
     def ensure_dirs(self) -> None:
         """Create the state folders."""
         for path in (self.home, self.artifacts_dir, self.prefect_home, self.reports_dir,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from recsys_core.config import Settings
 from recsys_core.lifecycle.registry import EXPERIMENT, metric_key
@@ -63,17 +64,6 @@ class Version:
     champion_version: str | None
 
 
-def has_store(settings: Settings) -> bool:
-    """Whether the tracking store exists: a server, or a local database already created.
-
-    Args:
-        settings: project settings.
-    """
-    if settings.tracking_uri == f"sqlite:///{settings.mlflow_db}":
-        return settings.mlflow_db.is_file()
-    return True
-
-
 def training_runs(settings: Settings, limit: int = 5) -> list[TrainingRun]:
     """The latest training runs, newest first.
 
@@ -81,7 +71,7 @@ def training_runs(settings: Settings, limit: int = 5) -> list[TrainingRun]:
         settings: project settings (tracking store).
         limit: at most this many.
     """
-    if not has_store(settings):
+    if not settings.has_tracking_store:
         return []
     mlc = MlflowClient(settings.tracking_uri)
     experiment = mlc.get_experiment_by_name(EXPERIMENT)
@@ -106,7 +96,7 @@ def versions(settings: Settings, limit: int = 10) -> list[Version]:
         settings: project settings (model name, tracking store).
         limit: at most this many.
     """
-    if not has_store(settings):
+    if not settings.has_tracking_store:
         return []
     mlc = MlflowClient(settings.tracking_uri)
     found = mlc.search_model_versions(f"name='{settings.model_name}'")
@@ -115,7 +105,7 @@ def versions(settings: Settings, limit: int = 10) -> list[Version]:
     aliases: dict[str, list[str]] = {}  # search results carry no aliases: the model has them
     for alias, version in mlc.get_registered_model(settings.model_name).aliases.items():
         aliases.setdefault(str(version), []).append(alias)
-    found = sorted(found, key=lambda v: int(v.version), reverse=True)[:limit]
+    newest = sorted(found, key=lambda v: int(v.version), reverse=True)[:limit]
     return [Version(
         version=str(v.version), run_id=v.run_id or "", created=_utc(v.creation_timestamp),
         aliases=tuple(sorted(aliases.get(str(v.version), []))),
@@ -124,7 +114,25 @@ def versions(settings: Settings, limit: int = 10) -> list[Version]:
         challenger_score=_score(v.tags.get("promotion.challenger_score")),
         champion_score=_score(v.tags.get("promotion.champion_score")),
         champion_version=_none(v.tags.get("promotion.champion_version")),
-    ) for v in found]
+    ) for v in newest]
+
+
+def resolve(settings: Settings, alias: str) -> str | None:
+    """The version an alias (or a version number) names, or None when there is none.
+
+    Args:
+        settings: project settings (model name, tracking store).
+        alias: ``champion``, ``challenger`` or a version number.
+    """
+    if not settings.has_tracking_store:
+        return None
+    mlc, name = MlflowClient(settings.tracking_uri), settings.model_name
+    try:
+        found = (mlc.get_model_version(name, alias) if alias.isdigit()
+                 else mlc.get_model_version_by_alias(name, alias))
+    except MlflowException:
+        return None
+    return str(found.version)
 
 
 def _utc(millis: int | None) -> datetime:

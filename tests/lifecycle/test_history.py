@@ -38,8 +38,9 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
 
 
 def test_an_absent_store_reads_empty_and_stays_absent(settings: Settings) -> None:
-    assert not history.has_store(settings)
+    assert not settings.has_tracking_store
     assert history.training_runs(settings) == [] and history.versions(settings) == []
+    assert history.resolve(settings, "champion") is None
     assert not settings.mlflow_db.exists()
 
 
@@ -57,6 +58,7 @@ def test_runs_and_versions_with_aliases_and_decisions(settings: Settings,
         second = registry.register(model, folder, report(0.15), {}, TAGS, settings)
         registry.promote(mlc, settings.model_name, second.version, 0.15, 0.20)
 
+    assert settings.has_tracking_store
     runs = history.training_runs(settings)
     assert [r.run_id for r in runs] == [second.run_id, first.run_id]
     assert [r.fused_ndcg for r in runs] == [0.15, 0.20]
@@ -72,3 +74,5 @@ def test_runs_and_versions_with_aliases_and_decisions(settings: Settings,
     assert (oldest.version, oldest.aliases, oldest.decision) == ("1", ("champion",), "promoted")
     assert oldest.champion_score is None and oldest.champion_version is None
     assert oldest.dataset == "shop"
+    assert [history.resolve(settings, name) for name in ("champion", "challenger", "2", "3")
+            ] == ["1", "2", "2", None]
