@@ -44,7 +44,9 @@ def dataset(folder: Path, interactions_header: str = "user_id,item_id,timestamp"
      r"timestamp\)$"),
     ("missing encoder", ["--encoder", "{tmp}/models/bert"], r"bert': no such folder$"),
     ("bad protocol", ["--protocol", "sideways"], r"--protocol: unknown protocol 'sideways'"),
-    ("bad k", ["--k", "0"], r"Invalid value for '--k'.* \(see `recsys train --help`\)$"),
+    ("bad k", ["--k", "10,0"], r"bad cut-off '0': use integers >= 1"),
+    ("bad option value", ["--trials", "many"],
+     r"Invalid value for '--trials'.* \(see `recsys train --help`\)$"),
 ])
 def test_bad_input_is_one_line_on_stderr_before_prefect_starts(
         tmp_path: Path, case: str, args: list[str], expected: str) -> None:
