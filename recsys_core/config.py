@@ -19,7 +19,8 @@ class Settings(BaseSettings):
     """Project settings, read from ``RECSYS_*`` environment variables.
 
     Args:
-        home: the state folder holding the warehouse, MLflow store, Prefect home and reports.
+        home: the state folder holding the warehouse, MLflow store, Prefect home, reports and
+            logs.
         encoder: Hugging Face encoder name or local path; the default is the packaged
             all-MiniLM-L6-v2.
         device: ``auto`` (cuda, then mps, then cpu) or a torch device string.
@@ -109,9 +110,21 @@ class Settings(BaseSettings):
         return self.home / "models"
 
     @property
+    def logs_dir(self) -> Path:
+        """Log files of CLI commands (one per command run)."""
+        return self.home / "logs"
+
+    @property
     def tracking_uri(self) -> str:
         """MLflow tracking URI: ``MLFLOW_TRACKING_URI`` when set, else the local sqlite store."""
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
+
+    @property
+    def has_tracking_store(self) -> bool:
+        """Whether the tracking store exists: a server, or a local database created already."""
+        if self.tracking_uri == f"sqlite:///{self.mlflow_db}":
+            return self.mlflow_db.is_file()
+        return True
 
     def ensure_dirs(self) -> None:
         """Create the state folders."""

@@ -1,28 +1,80 @@
-"""The ``recsys`` command line."""
+"""The ``recsys`` command line.
+
+Commands that run a flow check their inputs first (``checks``: a bad input is one line on
+stderr and exit code 2, before Prefect starts), then run it in a console ``session``: a
+progress board, the logs in a file under RECSYS_HOME (``--verbose``: on the console), and an
+error inside the flow as one line too.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from flows.app.env import apply_defaults
 
 apply_defaults()  # before Prefect or MLflow is imported
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Hybrid recommender: train, ingest, promote, recommend, serve, deploy.")
+from flows.app import checks  # noqa: E402  (after the environment defaults)
+from flows.app.console import session  # noqa: E402
+
+T = TypeVar("T")
+
+
+class _Commands(TyperGroup):
+    """The command group, whose usage errors are one line.
+
+    An unknown option or a bad value ends the command with one line on stderr and exit code 2,
+    like the commands' own errors (click's default is a framed usage text).
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        if not kwargs.get("standalone_mode", True):
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except typer.TyperException as exc:  # click's exceptions, as typer vendors them
+            if type(exc).__name__ != "NoArgsIsHelpError":  # (`recsys` alone: help was shown)
+                command = getattr(getattr(exc, "ctx", None), "command_path", "recsys")
+                typer.secho(f"error: {exc.format_message()} (see `{command} --help`)",
+                            fg=typer.colors.RED, err=True)
+            sys.exit(getattr(exc, "exit_code", 2))
+        except typer.Abort:
+            typer.secho("error: aborted", fg=typer.colors.RED, err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
+                  help="Hybrid recommender: train, ingest, batch, promote, forget, recommend, "
+                       "serve, deploy, status.")
+
+Verbose = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Stream Prefect's and the core's logs (and tracebacks) to the "
+                            "console instead of the progress display.")]
 
 
 @app.callback()
 def _root() -> None:
-    """Hybrid recommender: train, ingest, promote, recommend, serve, deploy."""
+    """Hybrid recommender: train, ingest, batch, promote, forget, recommend, serve, status."""
 
 
 def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
+
+
+def _check(step: Callable[[], T]) -> T:
+    """Run a pre-flight check; its result, or the command ends (one line, exit code 2)."""
+    try:
+        return step()
+    except checks.BadInput as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -41,42 +93,67 @@ def train(
     register: Annotated[bool, typer.Option(
         "--register/--no-register", help="Register the model in MLflow.")] = True,
     trials: Annotated[int | None, typer.Option(help="Fusion tuning trials.")] = None,
+    verbose: Verbose = False,
 ) -> None:
     """Run the whole training flow and print the metrics table."""
-    from flows.train import train_flow
-    from recsys_core.data.errors import DataError
-    from recsys_core.evaluation.metrics import cutoffs
-    from recsys_core.evaluation.report import render_text
-    from recsys_core.lifecycle.registry import RegistrationError
+    from recsys_core.config import get_settings
 
-    try:
-        ks = list(cutoffs(k or [10]))
+    _check(lambda: checks.dataset(data))
+    ks = _check(lambda: checks.training(protocol, k, trials))
+    _check(lambda: checks.encoder(encoder or get_settings().encoder))
+    with session("train", verbose) as run:
+        from flows.train import train_flow
+
         result = train_flow(data=data, protocol=protocol, k=ks, encoder=encoder,
                             register_model=register, trials=trials,
                             report_path=str(report) if report else None)
-    except (DataError, ValueError, RegistrationError, OSError) as exc:
-        _fail(str(exc))
+    from recsys_core.evaluation.report import render_text
+
     typer.echo(render_text(result))
+    links, uri = result.links, get_settings().tracking_uri
+    mlflow_run = links.mlflow_run if links else None
+    if mlflow_run and uri.startswith("sqlite:"):
+        mlflow_run += f"  (UI: mlflow ui --backend-store-uri {uri})"
+    run.where(report=report, mlflow_run=mlflow_run,
+              data_docs=(links.data_docs if links else None)
+              or "not rendered by train (`recsys ingest` renders them)")
 
 
 @app.command()
 def ingest(
     data: Annotated[str, typer.Option(help="Dataset directory, or 'synthetic'.")] = "synthetic",
+    verbose: Verbose = False,
 ) -> None:
     """Validate a dataset and load it into the warehouse; print rows per table."""
-    from flows.ingest import ingest_flow
-    from recsys_core.data.errors import DataError
+    _check(lambda: checks.dataset(data))
+    with session("ingest", verbose) as run:
+        from flows.ingest import ingest_flow
 
-    try:
         result = ingest_flow(data=data)
-    except (DataError, ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
     typer.echo(f"snapshot {result.snapshot_id} of {result.dataset}")
     typer.echo(f"{'table':<14}{'read':>10}{'valid':>10}{'quarantined':>13}")
     for table, counts in result.validation["tables"].items():
         typer.echo(f"{table:<14}{counts['rows_read']:>10}{counts['rows_valid']:>10}"
                    f"{counts['rows_quarantined']:>13}")
-    typer.echo(f"data docs: {result.data_docs}")
+    run.where(data_docs=result.data_docs)
+
+
+@app.command()
+def batch(
+    alias: Annotated[str, typer.Option(help="The version to score with: an alias or a number.")
+                     ] = "champion",
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Items per user.")] = 10,
+    verbose: Verbose = False,
+) -> None:
+    """Write every user's top-k from a registered version to Parquet and the warehouse."""
+    _check(lambda: checks.model_version(alias))
+    with session("batch", verbose) as run:
+        from flows.batch import batch_flow
+
+        result = batch_flow(alias=alias, k=k)
+    typer.echo(f"version {result.model_version}: top-{k} of {result.users:,} users, "
+               f"{result.rows_loaded:,} rows")
+    run.where(parquet=result.parquet, table=f"{result.table} in {result.warehouse}")
 
 
 @app.command()
@@ -115,19 +192,20 @@ def promote(
         min=1, help="Metric cut-off (default: the challenger's).")] = None,
     rollback: Annotated[bool, typer.Option(
         "--rollback", help="Point champion back at the previous champion.")] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Promote the challenger if it beats the champion on the same data (or roll back)."""
-    from flows.promote import Rollback, promote_flow
+    _check(lambda: checks.model_version("champion" if rollback else "challenger"))
+    with session("promote", verbose) as run:
+        from flows.promote import Rollback, promote_flow
 
-    try:
         result = promote_flow(margin=margin, k=k, rollback_champion=rollback)
-    except LookupError as exc:
-        _fail(str(exc))
     if isinstance(result, Rollback):
         typer.echo(f"champion rolled back from version {result.rolled_back_from} "
                    f"to {result.champion}")
     else:
         typer.echo(result.reason)
+    run.where()
 
 
 @app.command()
@@ -135,23 +213,24 @@ def forget(
     user_ids: Annotated[list[str], typer.Argument(help="The users to erase.")],
     reason: Annotated[str, typer.Option(
         help="Why (e.g. a ticket number); kept in the audit, so no personal data.")] = "",
+    verbose: Verbose = False,
 ) -> None:
     """Erase users everywhere: warehouse, caches, run folders, outputs, the served model."""
-    from flows.forget import forget_flow
     from recsys_core.config import get_settings
     from recsys_core.lifecycle.erasure import write_request
-    from recsys_core.lifecycle.registry import RegistrationError
 
-    try:  # the ids travel in a request file, so they never become flow-run parameters
+    with session("forget", verbose) as run:
+        from flows.forget import forget_flow
+
+        # the ids travel in a request file, so they never become flow-run parameters
         result = forget_flow(request=str(write_request(get_settings(), user_ids, reason)),
                              reason=reason)
-    except (ValueError, LookupError, RegistrationError, OSError) as exc:
-        _fail(str(exc))
     typer.echo(f"erasure {result.audit_id}: {result.users} users")
     for place, count in result.removed.items():
         typer.echo(f"  {place:<22}{count:>10}")
     if result.champion is not None:
         typer.echo(f"champion is now version {result.champion}: restart `recsys serve`")
+    run.where()
 
 
 @app.command()
@@ -195,6 +274,17 @@ def deploy(
         typer.echo(f"deployed {name}")
     typer.echo("start a worker: " + " ; ".join(f"prefect worker start --pool {pool}"
                                                 for pool in pools))
+
+
+@app.command()
+def status() -> None:
+    """Show what RECSYS_HOME holds: snapshots, training runs, versions; where the UIs are."""
+    from rich.console import Console
+
+    from flows.app.status import show
+    from recsys_core.config import get_settings
+
+    show(get_settings(), Console())
 
 
 def main() -> None:

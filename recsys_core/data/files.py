@@ -5,14 +5,18 @@ CRLF line endings, a byte-order mark and multi-character separators (``::``) are
 before Polars parses it. Every column is read as text; parsing into canonical types happens
 in ``parse``. The frame carries ``_row`` (1-based record number, header excluded, counted
 before blank lines are skipped) and, when a UTF-8 file held invalid bytes, ``_encoding_error``
-naming the columns of each affected row (the bytes are replaced by U+FFFD).
+naming the columns of each affected row (the bytes are replaced by U+FFFD). Inside
+``preview(n)`` only the first ``n`` records of each file are read.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import polars as pl
@@ -25,6 +29,25 @@ _SEPARATOR = "\x1f"  # stands in for a multi-character separator
 _REPLACEMENT = "\ufffd"
 
 logger = logging.getLogger(__name__)
+_preview: ContextVar[int | None] = ContextVar("preview", default=None)
+
+
+@contextmanager
+def preview(records: int) -> Iterator[None]:
+    """Within the block, ``read_table`` reads only the first ``records`` records of a file.
+
+    Reading a dataset's files this way checks their headers, required columns and first values
+    for a few kilobytes per file, whatever their size. Where the cut would end a text file
+    inside a quoted field (the cut part does not parse), the whole file is read.
+
+    Args:
+        records: records read per file (the header line is extra).
+    """
+    token = _preview.set(records)
+    try:
+        yield
+    finally:
+        _preview.reset(token)
 
 
 def read_table(path: Path, separator: str = ",", *, columns: Sequence[str] | None = None,
@@ -41,10 +64,34 @@ def read_table(path: Path, separator: str = ",", *, columns: Sequence[str] | Non
     Raises:
         DataError: the file is missing, empty or unreadable (one line naming it).
     """
+    limit = _preview.get()
     if path.suffix == ".parquet":
-        frame = _guard(path, lambda: pl.read_parquet(path))
+        frame = _guard(path, lambda: pl.read_parquet(path, n_rows=limit))
         return frame.with_row_index(ROW, offset=1).with_columns(pl.col(ROW).cast(pl.Int64))
-    text, invalid = _decode(path, encoding)
+    raw, cut = _read_bytes(path, limit)
+    try:
+        return _parse(raw, path, separator, columns, encoding, quote)
+    except DataError:
+        if not cut:
+            raise
+        return _parse(_read_bytes(path, None)[0], path, separator, columns, encoding, quote)
+
+
+def _read_bytes(path: Path, records: int | None) -> tuple[bytes, bool]:
+    """The file's bytes, or its first ``records`` + 1 lines and whether more followed."""
+    try:
+        if records is None:
+            return path.read_bytes(), False
+        with path.open("rb") as handle:
+            head = b"".join(itertools.islice(handle, records + 1))
+            return head, bool(handle.read(1))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+
+
+def _parse(raw: bytes, path: Path, separator: str, columns: Sequence[str] | None,
+           encoding: str, quote: str | None) -> pl.DataFrame:
+    text, invalid = _decode(raw, path, encoding)
     if len(separator) > 1:
         text, separator = text.replace(separator, _SEPARATOR), _SEPARATOR
     data = io.BytesIO(text.encode())
@@ -69,11 +116,7 @@ def _guard(path: Path, read: Callable[[], pl.DataFrame]) -> pl.DataFrame:
         raise DataError(f"{path}: cannot read file ({message})") from exc
 
 
-def _decode(path: Path, encoding: str) -> tuple[str, bool]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+def _decode(raw: bytes, path: Path, encoding: str) -> tuple[str, bool]:
     if not raw.strip():
         raise DataError(f"{path}: empty file")
     try:

@@ -9,6 +9,8 @@ with ``parse.strip_meta`` (the validator does) before training.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from recsys_core.data import (
@@ -22,12 +24,14 @@ from recsys_core.data import (
 )
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
+from recsys_core.data.files import preview
 from recsys_core.data.layout import Layout
 from recsys_core.data.parse import META_COLUMNS, PARSE_ERROR, ROW, strip_meta
 from recsys_core.data.synthetic import SyntheticConfig, generate
 
 __all__ = ["LAYOUTS", "META_COLUMNS", "PARSE_ERROR", "ROW", "SYNTHETIC", "DataError", "Layout",
-           "detect_layout", "load_dataset", "read_dataset", "strip_meta", "synthetic_config"]
+           "check_dataset", "detect_layout", "load_dataset", "read_dataset", "strip_meta",
+           "synthetic_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +91,57 @@ def read_dataset(data: str) -> Dataset:
     """
     if data == SYNTHETIC:
         return generate(SyntheticConfig())
-    if data.startswith(f"{SYNTHETIC}:"):
-        size = data.split(":", 1)[1]
-        if not size.isdigit() or int(size) < 100:
-            raise ValueError(f"bad synthetic size {size!r}: use synthetic:N with N >= 100")
-        return generate(synthetic_config(int(size)))
+    size = _synthetic_size(data)
+    if size is not None:
+        return generate(synthetic_config(size))
     return load_dataset(data)
+
+
+def check_dataset(data: str, records: int = 1000) -> str:
+    """Check cheaply that ``read_dataset(data)`` can read ``data``; return what it would read.
+
+    The synthetic size is parsed; a directory's layout is detected and each of its files read
+    with the layout's own readers, first ``records`` records only (``files.preview``): so a
+    missing or unreadable file, a bad header or a missing required column raises here, in one
+    line, as it would in ``read_dataset``. Bad values further down are for validation to find.
+    The check logs nothing (what the readers would say of a sample would mislead).
+
+    Args:
+        data: as for ``read_dataset``.
+        records: records read per file.
+
+    Returns:
+        ``synthetic`` or the directory's layout name.
+
+    Raises:
+        DataError: not a directory, unknown layout, unreadable file or missing column.
+        ValueError: a bad synthetic size.
+    """
+    if data == SYNTHETIC or _synthetic_size(data) is not None:
+        return SYNTHETIC
+    layout = detect_layout(data)
+    with preview(records), _silenced(logging.getLogger("recsys_core.data")):
+        layout.load(Path(data).expanduser().resolve())
+    return layout.name
+
+
+def _synthetic_size(data: str) -> int | None:
+    if not data.startswith(f"{SYNTHETIC}:"):
+        return None
+    size = data.split(":", 1)[1]
+    if not size.isdigit() or int(size) < 100:
+        raise ValueError(f"bad synthetic size {size!r}: use synthetic:N with N >= 100")
+    return int(size)
+
+
+@contextmanager
+def _silenced(quiet: logging.Logger) -> Iterator[None]:
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        quiet.setLevel(level)
 
 
 def synthetic_config(n_interactions: int, seed: int = 42) -> SyntheticConfig:

@@ -35,16 +35,21 @@ def resolve_model_path(name_or_path: str) -> Path:
             Hub cache when ``HF_HUB_OFFLINE=1``).
 
     Raises:
-        FileNotFoundError: a name that is neither packaged, local nor obtainable from the Hub.
+        FileNotFoundError: a name that is neither packaged, local nor obtainable from the Hub;
+            a path (absolute, or starting with ``.`` or ``~``) that is no folder, or a folder
+            without a model's ``config.json``.
     """
     if name_or_path in PACKAGED_ALIASES:
         return packaged_model_path()
     local = Path(name_or_path).expanduser()
     if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise FileNotFoundError(f"encoder folder {str(local)!r} holds no config.json "
+                                    "(not a Hugging Face model folder)")
         return local.resolve()
-    if _path_like(name_or_path):
-        raise FileNotFoundError(f"encoder path {name_or_path!r} does not exist or is not a "
-                                "folder (give a folder with a Hugging Face model, or a name)")
+    if local.exists() or _path_like(name_or_path):
+        raise FileNotFoundError(f"encoder {name_or_path!r}: "
+                                + ("not a folder" if local.exists() else "no such folder"))
     try:
         from huggingface_hub import snapshot_download
 

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from recsys_core.data.errors import DataError
-from recsys_core.data.files import ENCODING_ERROR, ROW, read_table
+from recsys_core.data.files import ENCODING_ERROR, ROW, preview, read_table
 
 
 def test_crlf_bom_blank_lines_and_row_numbers(tmp_path: Path) -> None:
@@ -52,3 +53,26 @@ def test_unreadable(tmp_path: Path, content: bytes, encoding: str, message: str)
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="cannot read file"):
         read_table(tmp_path / "nope.csv")
+
+
+def test_preview_reads_the_first_records_only(tmp_path: Path) -> None:
+    text = tmp_path / "t.csv"
+    text.write_text("a,b\n" + "".join(f"{i},x\n" for i in range(1, 5001)) + '9,"unclosed\n')
+    with pytest.raises(DataError, match="cannot read file"):
+        read_table(text)  # the last line does not parse
+    with preview(3):
+        frame = read_table(text)
+    assert frame["a"].to_list() == ["1", "2", "3"] and frame[ROW].to_list() == [1, 2, 3]
+    parquet = tmp_path / "t.parquet"
+    pl.DataFrame({"a": list(range(100))}).write_parquet(parquet)
+    with preview(4):
+        assert read_table(parquet)["a"].to_list() == [0, 1, 2, 3]
+    assert read_table(parquet).height == 100  # outside the block: every record
+
+
+def test_preview_reads_the_whole_file_when_the_cut_splits_a_quoted_field(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text('a,b\n1,"two\nlines"\n2,y\n')
+    with preview(1):
+        frame = read_table(path)
+    assert frame["b"].to_list() == ["two\nlines", "y"]

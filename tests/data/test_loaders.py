@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -7,7 +8,15 @@ import polars as pl
 import pytest
 
 from recsys_core.data import schema as S
-from recsys_core.data.loaders import PARSE_ERROR, ROW, DataError, detect_layout, load_dataset
+from recsys_core.data.files import preview
+from recsys_core.data.loaders import (
+    PARSE_ERROR,
+    ROW,
+    DataError,
+    check_dataset,
+    detect_layout,
+    load_dataset,
+)
 
 CANONICAL_INTERACTIONS = [*S.INTERACTIONS_SCHEMA, ROW, PARSE_ERROR]
 CANONICAL_ITEMS = [*S.ITEMS_SCHEMA, ROW, PARSE_ERROR]
@@ -187,3 +196,45 @@ def test_missing_movielens_column(tmp_path: Path) -> None:
     write(tmp_path / "movies.csv", "movieId,title,genres\n1,A,B\n")
     with pytest.raises(DataError, match=r"ratings\.csv: missing required column 'timestamp'"):
         load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize(("file", "header", "column"), [
+    ("interactions.csv", "user,item_id", "user_id"),
+    ("items.csv", "item_id,name", "title"),
+])
+def test_check_dataset_finds_a_missing_column_as_loading_would(
+        tmp_path: Path, file: str, header: str, column: str) -> None:
+    write(tmp_path / "interactions.csv", "user_id,item_id\nu,i\n")
+    write(tmp_path / "items.csv", "item_id,title\ni,I\n")
+    assert check_dataset(str(tmp_path)) == "generic"
+    write(tmp_path / file, header + "\nu,i\n")
+    with pytest.raises(DataError) as checked:
+        check_dataset(str(tmp_path))
+    with pytest.raises(DataError) as loaded:
+        load_dataset(tmp_path)
+    assert str(checked.value) == str(loaded.value)
+    assert "\n" not in str(checked.value) and f"'{column}'" in str(checked.value)
+
+
+def test_check_dataset_reads_the_first_records_and_logs_nothing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rows = "".join(f"u{i % 7},i{i % 5}\n" for i in range(3000))
+    write(tmp_path / "interactions.csv", "user_id,item_id,extra\n" + rows + '"unclosed\n')
+    (tmp_path / "items.csv").write_bytes(b"item_id,title\ni1,caf\xe9\n")
+    with pytest.raises(DataError, match="cannot read file"):
+        load_dataset(tmp_path)  # the last line does not parse
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        assert check_dataset(str(tmp_path), records=50) == "generic"
+    assert caplog.records == []
+    with caplog.at_level(logging.DEBUG), preview(50):
+        load_dataset(tmp_path)  # the readers alone log the extra column and the bad bytes
+    assert {r.levelname for r in caplog.records} == {"INFO", "WARNING"}
+    with pytest.raises(DataError, match="not a directory"):
+        check_dataset(str(tmp_path / "missing"))
+
+
+def test_check_dataset_parses_the_synthetic_size() -> None:
+    assert check_dataset("synthetic") == check_dataset("synthetic:500") == "synthetic"
+    with pytest.raises(ValueError, match="synthetic:N with N >= 100"):
+        check_dataset("synthetic:lots")

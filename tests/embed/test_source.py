@@ -24,6 +24,16 @@ def test_local_folder_and_unknown_name(tiny_model_dir: Path) -> None:
         resolve_model_path("nobody/no-such-model-anywhere")
 
 
+def test_a_path_that_is_no_model_folder_says_so(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"^encoder '\S+/missing': no such folder$"):
+        resolve_model_path(str(tmp_path / "missing"))
+    (tmp_path / "weights.bin").write_bytes(b"")
+    with pytest.raises(FileNotFoundError, match="weights.bin': not a folder$"):
+        resolve_model_path(str(tmp_path / "weights.bin"))
+    with pytest.raises(FileNotFoundError, match="holds no config.json"):
+        resolve_model_path(str(tmp_path))
+
+
 def test_fingerprint_follows_file_content(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps({"hidden_size": 8}))
     first = model_fingerprint(tmp_path)
@@ -35,5 +45,5 @@ def test_fingerprint_follows_file_content(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", ["/no/such/encoder", "./no-such-encoder", "~/no-such-enc",
                                   "models/bert/v2"])
 def test_a_missing_encoder_path_is_named_as_a_path(path: str) -> None:
-    with pytest.raises(FileNotFoundError, match=f"encoder path '{path}' does not exist"):
+    with pytest.raises(FileNotFoundError, match=f"^encoder '{path}': no such folder$"):
         resolve_model_path(path)

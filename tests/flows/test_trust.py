@@ -147,8 +147,8 @@ def test_a_missing_encoder_path_fails_in_one_line_before_writing_anything(story)
     code, output, batches, runs = story["missing_encoder"]
     assert code == 2
     message = output.strip().splitlines()[-1]
-    assert message.startswith("error: encoder path") and "no-such-encoder" in message
-    assert "does not exist" in message
+    assert message.startswith("error: encoder") and "no-such-encoder" in message
+    assert "no such folder" in message
     assert batches == 0 and runs == []  # the rerun (below) starts from a clean folder
 
 
