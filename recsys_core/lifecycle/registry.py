@@ -18,7 +18,9 @@ from mlflow.exceptions import MlflowException
 
 from recsys_core.config import Settings
 from recsys_core.evaluation.plots import report_plots
-from recsys_core.model.hybrid import HybridRecommender, read_meta
+from recsys_core.model.folder import read_meta
+from recsys_core.model.hybrid import HybridRecommender
+from recsys_core.model.precomputed import TOP_K_DIR, TopK
 from recsys_core.model.pyfunc import ARTIFACT_KEY, HybridPyfunc, signature
 
 log = logging.getLogger(__name__)
@@ -114,8 +116,8 @@ def report_metrics(report: dict) -> dict[str, float]:
 
 
 def register(model: HybridRecommender, model_dir: Path, report: dict, params: dict,
-             tags: dict[str, str], settings: Settings, eval_run: str | Path | None = None
-             ) -> RegisteredVersion:
+             tags: dict[str, str], settings: Settings, eval_run: str | Path | None = None,
+             top_k: TopK | None = None) -> RegisteredVersion:
     """Log a run (params, metrics, report, plots, pyfunc) and register it as a new version.
 
     The new version gets the ``challenger`` alias and the tags of ``version_tags``. A model
@@ -133,6 +135,8 @@ def register(model: HybridRecommender, model_dir: Path, report: dict, params: di
         settings: project settings.
         eval_run: the run folder with the train/test parts the report was measured on; the
             promotion compares challenger and champion on them.
+        top_k: every known user's precomputed list (``lifecycle.batch.precompute``), stored
+            in the model folder: the served version answers known users from it.
     """
     if model.encoder is None and tags.get("encoder"):
         model = copy.copy(model)
@@ -150,6 +154,8 @@ def register(model: HybridRecommender, model_dir: Path, report: dict, params: di
             for file, figure in report_plots(report).items():
                 mlflow.log_figure(figure, f"plots/{file}")
             folder = model.save(Path(tmp) / "model", read_meta(model_dir))
+            if top_k is not None:
+                top_k.save(folder / TOP_K_DIR)
             sig, example = signature(model)
             info = mlflow.pyfunc.log_model(
                 name="model", python_model=HybridPyfunc(),
