@@ -1,23 +1,30 @@
-"""Serving benchmark: in-process latency of the hybrid model, and HTTP throughput.
+"""Serving benchmark: in-process latency, HTTP throughput per request kind, CLI latency.
 
 Trains the default fused sources (ALS, item-kNN, EASE, text, projector, user encoder; equal
 fusion weights, since latency does not depend on their values) on ml-latest-small
-(``leave_last`` split), then measures:
+(``leave_last`` split), registers the model with every user's precomputed top-``--top-k``
+(``lifecycle.batch.precompute``), then measures:
 
-1. in process, ``HybridRecommender`` calls after a warm-up: one known user's top-10 (the
-   target: p99 <= 20 ms), fold-in from 5 recent items, an unknown user (fallback), similar
-   items, a text query, an explanation, and the MLflow pyfunc's ``predict`` for one user;
-2. over HTTP, ``mlflow models serve`` of the registered model on loopback, loaded by a second
-   process (``--load``) holding ``--concurrency`` keep-alive connections for ``--duration``
-   seconds, one user's top-10 per request (the target: >= 300 requests/s), with 1 and 2
-   server workers (uvicorn's access log off; several workers go through the launcher of
-   ``flows.app.uvicorn_launcher``, without which each keep-alive request waits ~44 ms).
+1. in process, after a warm-up: one known user's top-10 online (``HybridRecommender``) and
+   from the precomputed list (``ServedModel``), fold-in from 5 recent items, an unknown user
+   (fallback), similar items, a text query, an explanation, the MLflow pyfunc's ``predict``;
+2. over HTTP on loopback, ``recsys serve``'s server (``flows.app.server``) with 1 and 2
+   workers, loaded by a second process (``--load``) holding ``--concurrency`` keep-alive
+   connections for ``--duration`` seconds, one top-10 per request, for three request kinds:
+   a known user (answered from the precomputed lists), 5 recent items (fold-in) and a text
+   query; the targets: known users >= 500 requests/s with p99 <= 20 ms, fold-in >= 100
+   requests/s, no errors. ``--mlflow`` adds ``mlflow models serve`` (1 worker) of the same
+   version for known users, for comparison;
+3. ``recsys recommend`` as a user runs it (a fresh process, warm disk): a known user, 5
+   recent items, a text query;
+4. the memory the precomputed lists take: bytes per user, per million users at K = 100.
 
+Server and load generator share the machine's cores: run it on an otherwise idle machine.
 State (warehouse with its embedding cache, MLflow store) lives in ``--home`` (default
 ``.recsys/bench-serving``), so a rerun skips the embedding. Skips when the data is absent.
 
     python bench/serving.py
-    python bench/serving.py --requests 5000 --duration 20 --workers 1 2
+    python bench/serving.py --duration 20 --workers 2 --concurrency 4 8 --mlflow
 """
 
 from __future__ import annotations
@@ -39,6 +46,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "ml-latest-small"
 SOURCES = {"als": {}, "itemknn": {}, "ease": {}, "text": {}, "projector": {},
            "user_encoder": {}}
+WORDS = ["space", "war", "love", "comedy", "crime", "animated", "family", "horror", "robot",
+         "heist", "romance", "detective"]
+KINDS = {"user": "known user (precomputed list)", "fold_in": "5 recent items (fold-in)",
+         "query": "text query"}
+TARGETS = {"user": (500, 20.0), "fold_in": (100, None), "query": (None, None)}
+"""Per request kind: (requests/s at least, p99 ms at most), None where nothing is asked."""
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -52,8 +65,19 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- load generator
 
-def load(url: str, users: list[str], duration: float, concurrency: int, warmup: float
-         ) -> dict:
+def request_body(kind: str, rng: random.Random, users: list[str], items: list[str]) -> str:
+    """One top-10 request of ``kind`` in MLflow's ``dataframe_split`` format."""
+    if kind == "user":
+        columns, row = ["user_id", "k"], [rng.choice(users), 10]
+    elif kind == "fold_in":
+        columns, row = ["recent_items", "k"], [rng.sample(items, 5), 10]
+    else:
+        columns, row = ["query", "k"], [" ".join(rng.sample(WORDS, 3)), 10]
+    return json.dumps({"dataframe_split": {"columns": columns, "data": [row]}})
+
+
+def load(url: str, kind: str, users: list[str], items: list[str], duration: float,
+         concurrency: int, warmup: float) -> dict:
     """Closed-loop load: ``concurrency`` keep-alive connections, one request in flight each."""
     host, port = url.removeprefix("http://").split(":")
     stop_at = time.perf_counter() + warmup + duration
@@ -76,8 +100,7 @@ def load(url: str, users: list[str], duration: float, concurrency: int, warmup: 
         conn = connect()
         mine, bad = [], 0
         while (start := time.perf_counter()) < stop_at:
-            body = json.dumps({"dataframe_split": {"columns": ["user_id", "k"],
-                                                   "data": [[rng.choice(users), 10]]}})
+            body = request_body(kind, rng, users, items)
             try:
                 conn.request("POST", "/invocations", body,
                              {"Content-Type": "application/json"})
@@ -156,19 +179,44 @@ def time_calls(call, args_list: list, warmup: int = 30) -> dict[str, float]:
     return percentiles(seconds)
 
 
-def in_process(final, settings, requests: int, seed: int) -> tuple[dict, str]:
+def register(final, settings, top_k: int) -> tuple[str, object, float]:
+    """Register the model with its precomputed lists; (version, the lists, seconds)."""
+    from recsys_core.lifecycle import registry
+    from recsys_core.lifecycle.batch import precompute, publish_top_k
+
+    start = time.perf_counter()
+    lists = precompute(final.model, top_k)
+    seconds = time.perf_counter() - start
+    version = registry.register(
+        final.model, final.model_dir, {"dataset": "ml-latest-small", "protocol": "leave_last",
+                                       "k": 10, "models": final.evaluation.metrics},
+        {"sources": SOURCES}, {"snapshot_id": "bench", "validation": "skipped",
+                               "git_commit": "bench", "encoder": settings.encoder}, settings,
+        top_k=lists)
+    publish_top_k(settings, lists, version.name, version.version)
+    mlc = registry.client(settings)
+    mlc.set_registered_model_alias(settings.model_name, registry.CHAMPION, version.version)
+    return version.version, lists, seconds
+
+
+def in_process(final, settings, version: str, requests: int, seed: int) -> dict:
     import mlflow
     import pandas as pd
 
-    from recsys_core.lifecycle import registry
+    from recsys_core.lifecycle import registry, served
 
     model = final.model
     rng = random.Random(seed)
     users = [str(u) for u in model.users.ids]
     items = [str(i) for i in model.items.ids]
+    found = served.open_served(settings, version)
+    assert found is not None
+    lists = found[1]
     rows = {}
-    rows["user top-10"] = time_calls(lambda u: model.recommend(u, 10),
-                                     [(rng.choice(users),) for _ in range(requests)])
+    rows["user top-10 (online)"] = time_calls(lambda u: model.recommend(u, 10),
+                                              [(rng.choice(users),) for _ in range(requests)])
+    rows["user top-10 (precomputed list)"] = time_calls(
+        lambda u: lists.recommend(u, 10), [(rng.choice(users),) for _ in range(requests)])
     rows["5 recent items (fold-in) top-10"] = time_calls(
         lambda h: model.recommend(None, 10, recent_items=h),
         [(rng.sample(items, 5),) for _ in range(max(requests // 4, 100))])
@@ -177,53 +225,93 @@ def in_process(final, settings, requests: int, seed: int) -> tuple[dict, str]:
     rows["similar_items top-10"] = time_calls(
         lambda i: model.similar_items(i, 10),
         [(rng.choice(items),) for _ in range(max(requests // 4, 100))])
-    words = ["space", "war", "love", "comedy", "crime", "animated", "family", "horror",
-             "robot", "heist", "romance", "detective"]
     rows["text query top-10"] = time_calls(
         lambda q: model.recommend(query=q, k=10),
-        [(" ".join(rng.sample(words, 3)),) for _ in range(200)], warmup=5)
+        [(" ".join(rng.sample(WORDS, 3)),) for _ in range(200)], warmup=5)
     rows["explain (top item)"] = time_calls(
         lambda u, i: model.explain(u, i),
         [(u, model.recommend(u, 1)[0].item_id) for u in rng.sample(users, 100)], warmup=5)
-    version = registry.register(
-        model, final.model_dir, {"dataset": "ml-latest-small", "protocol": "leave_last",
-                                 "k": 10, "models": final.evaluation.metrics},
-        {"sources": SOURCES}, {"snapshot_id": "bench", "validation": "skipped",
-                               "git_commit": "bench", "encoder": settings.encoder}, settings)
-    pyfunc = mlflow.pyfunc.load_model(registry.model_uri(settings, version.version))
+    pyfunc = mlflow.pyfunc.load_model(registry.model_uri(settings, version))
     rows["pyfunc predict (1 user, MLflow)"] = time_calls(
         lambda u: pyfunc.predict(pd.DataFrame({"user_id": [u], "k": [10]})),
         [(rng.choice(users),) for _ in range(max(requests // 2, 100))])
-    return rows, version.version
+    return rows
 
 
-def over_http(settings, version: str, users: list[str], workers: list[int], duration: float,
+def run_load(url: str, kind: str, state: Path, duration: float, clients: int,
+             warmup: float) -> dict:
+    command = [sys.executable, __file__, "--load", url, "--kind", kind, "--state", str(state),
+               "--duration", str(duration), "--concurrency", str(clients), "--warmup",
+               str(warmup)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def over_http(settings, state: Path, workers: list[int], duration: float,
               concurrency: list[int]) -> list[dict]:
     from flows.app.serve import start_server, stop_server, wait_until_ready
-    from recsys_core.lifecycle import registry
 
-    mlc = registry.client(settings)
-    mlc.set_registered_model_alias(settings.model_name, registry.CHAMPION, version)
-    os.environ["UVICORN_ACCESS_LOG"] = "false"  # a log line per request costs ~10% here
     out = []
-    users_file = settings.home / "bench-users.json"
-    users_file.write_text(json.dumps(users))
     for count in workers:
         port = 5000 + random.Random().randrange(1000, 20000)
         process, _ = start_server(settings, "127.0.0.1", port, count)
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_until_ready(url, process, timeout=180)
-            for clients in concurrency:
-                # /ping answers once one worker is up; the first seconds warm up the others
-                command = [sys.executable, __file__, "--load", url, "--users-file",
-                           str(users_file), "--duration", str(duration), "--concurrency",
-                           str(clients), "--warmup", str(2.0 + 4.0 * (count - 1))]
-                result = subprocess.run(command, capture_output=True, text=True, check=True)
-                out.append({"workers": count, "concurrency": clients,
-                            **json.loads(result.stdout.strip().splitlines()[-1])})
+            wait_until_ready(url, process, timeout=300)
+            for kind in KINDS:
+                for clients in concurrency:
+                    # /ping answers once one worker is up: the first seconds warm up the others
+                    result = run_load(url, kind, state, duration, clients,
+                                      2.0 + 4.0 * (count - 1))
+                    out.append({"server": "recsys serve", "kind": kind, "workers": count,
+                                "concurrency": clients, **result})
         finally:
             stop_server(process)
+    return out
+
+
+def mlflow_http(settings, version: str, state: Path, duration: float,
+                concurrency: list[int]) -> list[dict]:
+    """``mlflow models serve`` (1 worker) of the same version, known users only."""
+    from flows.app.serve import server_env, stop_server, wait_until_ready
+    from recsys_core.lifecycle import registry
+
+    port = 5000 + random.Random().randrange(1000, 20000)
+    env = server_env() | {"MLFLOW_TRACKING_URI": settings.tracking_uri,
+                          "UVICORN_ACCESS_LOG": "false",  # a log line per request costs ~10%
+                          "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    process = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                                registry.model_uri(settings, version), "--env-manager", "local",
+                                "-h", "127.0.0.1", "-p", str(port), "-w", "1"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    out = []
+    try:
+        wait_until_ready(url, process, timeout=300)
+        for clients in concurrency:
+            out.append({"server": "mlflow models serve", "kind": "user", "workers": 1,
+                        "concurrency": clients,
+                        **run_load(url, "user", state, duration, clients, 2.0)})
+    finally:
+        stop_server(process)
+    return out
+
+
+def cli_latency(settings, users: list[str], items: list[str], repeat: int = 3) -> dict:
+    """Seconds per ``recsys recommend`` (a fresh process each; the first call warms the disk)."""
+    recsys = str(Path(sys.executable).parent / "recsys")
+    env = dict(os.environ) | {"RECSYS_HOME": str(settings.home)}
+    cases = {"known user": [users[0]], "5 recent items (fold-in)":
+             [arg for item in items[:5] for arg in ("--recent", item)],
+             "text query": ["--query", "space robots"]}
+    out = {}
+    for name, args in cases.items():
+        seconds = []
+        for _ in range(repeat + 1):
+            start = time.perf_counter()
+            subprocess.run([recsys, "recommend", *args, "--k", "10"], env=env, check=True,
+                           capture_output=True)
+            seconds.append(time.perf_counter() - start)
+        out[name] = seconds[1:]  # the first warms the disk cache (and copies the version)
     return out
 
 
@@ -234,22 +322,39 @@ def table(title: str, head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def verdict(kind: str, rps: float, p99: float) -> str:
+    floor, ceiling = TARGETS[kind]
+    if floor is None:
+        return "-"
+    met = rps >= floor and (ceiling is None or p99 <= ceiling)
+    asked = f">= {floor} req/s" + (f", p99 <= {ceiling:.0f} ms" if ceiling else "")
+    return f"{'met' if met else 'MISSED'} ({asked})"
+
+
+def load_average() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", type=Path, default=ROOT / ".recsys" / "bench-serving")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--duration", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[4])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--top-k", type=int, default=100)
+    parser.add_argument("--mlflow", action="store_true",
+                        help="also measure mlflow models serve (known users, 1 worker)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--load", help=argparse.SUPPRESS)
-    parser.add_argument("--users-file", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", default="user", help=argparse.SUPPRESS)
+    parser.add_argument("--state", help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:  # the load-generator process
-        users = json.loads(Path(args.users_file).read_text())
-        print(json.dumps(load(args.load, users, args.duration, args.concurrency[0],
-                              args.warmup)))
+        state = json.loads(Path(args.state).read_text())
+        print(json.dumps(load(args.load, args.kind, state["users"], state["items"],
+                              args.duration, args.concurrency[0], args.warmup)))
         return
     if not DATA.is_dir():
         print(f"skipped: {DATA} is absent")
@@ -266,26 +371,39 @@ def main() -> None:
     print("setup seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
           + f" (embedding: {embedded.n_cached} cached, {embedded.n_embedded} embedded)")
     print(f"test ndcg@10 fused {final.evaluation.metrics['fused']['ndcg@10']:.4f}\n")
-    rows, version = in_process(final, settings, args.requests, args.seed)
-    print(table("In process (HybridRecommender), milliseconds",
-                ["call", "n", "mean", "p50", "p90", "p99", "max"],
+    version, lists, seconds = register(final, settings, args.top_k)
+    print(f"precomputed top-{lists.k} of {len(lists)} users in {seconds:.1f}s; "
+          f"{lists.bytes_per_user} bytes per user ({len(lists.sources)} sources: int32 item, "
+          f"float32 score, float32 per source) = "
+          f"{lists.bytes_per_user * 1e6 / 2**30:.2f} GiB per million users at K = {lists.k}\n")
+    rows = in_process(final, settings, version, args.requests, args.seed)
+    print(table("In process, milliseconds", ["call", "n", "mean", "p50", "p90", "p99", "max"],
                 [[name, str(r["n"]), *(f"{r[c]:.2f}" for c in ("mean", "p50", "p90", "p99",
                                                                "max"))]
                  for name, r in rows.items()]))
-    target = rows["user top-10"]["p99"]
-    print(f"\ntarget p99 <= 20 ms for a user's top-10: {target:.2f} ms -> "
-          f"{'met' if target <= 20 else 'MISSED'}\n")
     users = [str(u) for u in model.users.ids]
-    http = over_http(settings, version, users, args.workers, args.duration, args.concurrency)
-    print(table(f"HTTP, mlflow models serve on loopback, {args.duration:.0f} s closed loop, "
-                "one user's top-10 per request (latency ms)",
-                ["workers", "connections", "requests", "errors", "req/s", "p50", "p99"],
-                [[str(r["workers"]), str(r["concurrency"]), str(r["requests"]),
-                  str(r["errors"]), f"{r['rps']:.0f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}"]
+    items = [str(i) for i in model.items.ids]
+    state = settings.home / "bench-state.json"
+    state.write_text(json.dumps({"users": users, "items": items}))
+    print(f"\nload average before HTTP: {load_average()}")
+    http = over_http(settings, state, args.workers, args.duration, args.concurrency)
+    if args.mlflow:
+        http += mlflow_http(settings, version, state, args.duration, args.concurrency)
+    print(table(f"HTTP on loopback, {args.duration:.0f} s closed loop per row, one top-10 per "
+                "request, server and load generator on the same cores (latency ms)",
+                ["request", "server", "workers", "connections", "requests", "errors", "req/s",
+                 "p50", "p99", "target"],
+                [[KINDS[r["kind"]], r["server"], str(r["workers"]), str(r["concurrency"]),
+                  str(r["requests"]), str(r["errors"]), f"{r['rps']:.0f}", f"{r['p50']:.1f}",
+                  f"{r['p99']:.1f}", verdict(r["kind"], r["rps"], r["p99"])
+                  if r["server"] == "recsys serve" else "-"]
                  for r in http]))
-    best = max(r["rps"] for r in http)
-    print(f"\ntarget >= 300 req/s over HTTP: best {best:.0f} req/s -> "
-          f"{'met' if best >= 300 else 'MISSED'}")
+    print(f"load average after HTTP: {load_average()}\n")
+    cli = cli_latency(settings, users, items)
+    print(table("recsys recommend, seconds per call (fresh process, warm disk)",
+                ["request", "calls", "min", "max"],
+                [[name, str(len(s)), f"{min(s):.2f}", f"{max(s):.2f}"]
+                 for name, s in cli.items()]))
 
 
 if __name__ == "__main__":

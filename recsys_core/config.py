@@ -40,6 +40,9 @@ class Settings(BaseSettings):
             choice from the CPU count).
         shard_users: users per batch-recommendation or evaluation shard.
         shard_documents: documents per embedding shard (default: 64 of the encoder's batches).
+        top_k: K of the lists precomputed for every known user when a version is registered
+            (a known user's request for at most K items is answered from them).
+        events_poll_s: how often a served model looks for newly exported events (seconds).
     """
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_", frozen=True)
@@ -58,6 +61,8 @@ class Settings(BaseSettings):
     dask_workers: int | None = Field(default=None, gt=0)
     shard_users: int = Field(default=50_000, gt=0)
     shard_documents: int | None = Field(default=None, gt=0)
+    top_k: int = Field(default=100, gt=0)
+    events_poll_s: float = Field(default=2.0, gt=0)
 
     @field_validator("home")
     @classmethod
@@ -113,6 +118,16 @@ class Settings(BaseSettings):
     def logs_dir(self) -> Path:
         """Log files of CLI commands (one per command run)."""
         return self.home / "logs"
+
+    @property
+    def events_dir(self) -> Path:
+        """Interactions appended after a snapshot, exported for served models to fold in."""
+        return self.home / "events"
+
+    @property
+    def serving_dir(self) -> Path:
+        """Local copies of registered versions' model folders, as servers and the CLI read them."""
+        return self.home / "serving"
 
     @property
     def tracking_uri(self) -> str:

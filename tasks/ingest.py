@@ -1,4 +1,4 @@
-"""Ingestion task: load, validate (Great Expectations), write the warehouse."""
+"""Ingestion tasks: load, validate (Great Expectations), write the warehouse; export appends."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ from prefect.logging import get_run_logger
 from data_checks.runner import validate_dataset
 from recsys_core.config import get_settings
 from recsys_core.data.loaders import read_dataset
+from recsys_core.model.events import write_events
 from recsys_core.warehouse.store import Warehouse
 from tasks.common import IO_RETRIES, Result
+
+INCREMENT_ROWS = {"items": (0, None)}
+"""An increment may name no items (its interactions may all be with the snapshot's items)."""
 
 
 class Ingested(Result):
@@ -32,13 +36,18 @@ class Ingested(Result):
 
 
 @task(**IO_RETRIES)
-def ingest(data: str, data_docs: bool = False) -> Ingested:
-    """Load ``data``, quarantine bad rows, load the clean rows; returns snapshot id + summary."""
+def ingest(data: str, data_docs: bool = False, append: bool = False) -> Ingested:
+    """Load ``data``, quarantine bad rows, load (or append) the clean rows; returns snapshot id."""
     settings = get_settings()
+    warehouse = Warehouse(settings.warehouse_path)
+    base = warehouse.latest_snapshot() if append else None
+    known = None if base is None else warehouse.items(base)["item_id"].to_list()
     result = validate_dataset(read_dataset(data), settings.quarantine_threshold,
-                              data_docs=data_docs)
+                              data_docs=data_docs, known_item_ids=known,
+                              row_bounds=None if base is None else INCREMENT_ROWS)
     result.raise_if_failed()
-    snapshot_id = Warehouse(settings.warehouse_path).load(result.dataset, result.quarantine)
+    snapshot_id = (warehouse.load(result.dataset, result.quarantine) if base is None
+                   else warehouse.append(result.dataset, result.quarantine, base=base))
     summary = result.summary
     rows = [{"table": table, **{k: v for k, v in counts.items() if k != "failed_expectations"}}
             for table, counts in summary["tables"].items()]
@@ -49,3 +58,16 @@ def ingest(data: str, data_docs: bool = False) -> Ingested:
                               row["rows_quarantined"])
     return Ingested(snapshot_id=snapshot_id, dataset=result.dataset.name, validation=summary,
                     data_docs=None if result.data_docs is None else str(result.data_docs))
+
+
+@task(**IO_RETRIES)
+def export_events(snapshot_id: str) -> str | None:
+    """Export the interactions an append added, for served models; returns the file, if any."""
+    settings = get_settings()
+    parent, added = Warehouse(settings.warehouse_path).appended(snapshot_id)
+    if parent is None:
+        return None
+    path = write_events(settings.events_dir, parent, snapshot_id, added)
+    get_run_logger().info("%d interactions appended to %s exported to %s", added.height, parent,
+                          path)
+    return str(path)

@@ -1,4 +1,4 @@
-"""Registry tasks: log + register a version, the gated promotion, rollback."""
+"""Registry tasks: log + register a version (with its precomputed lists), promotion, rollback."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from prefect.logging import get_run_logger
 
 from recsys_core.config import get_settings
 from recsys_core.evaluation.report import GatedVersion, PromotionOutcome, RegisteredRun, RunReport
-from recsys_core.lifecycle import promotion, registry
+from recsys_core.lifecycle import batch, promotion, registry
 from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.runstore import RunStore
 from tasks.common import IO_RETRIES, Result
@@ -47,15 +47,18 @@ class Rollback(Result):
 
 @task(**IO_RETRIES)
 def register(run: str, report: RunReport, params: dict, tags: dict[str, str]) -> Registration:
-    """Log the run's evaluated model to MLflow; register a new version (alias ``challenger``)."""
+    """Register the run's model as a new version (``challenger``) with every user's top-K."""
     settings = get_settings()
     store = RunStore(run)
-    version = registry.register(HybridRecommender.load(store.model_dir), store.model_dir,
-                                report.to_json(), params, tags, settings,
-                                eval_run=store.folder if store.has_part("test") else None)
+    model = HybridRecommender.load(store.model_dir)
+    lists = batch.precompute(model, settings.top_k)
+    version = registry.register(model, store.model_dir, report.to_json(), params, tags,
+                                settings, eval_run=store.folder if store.has_part("test") else None,
+                                top_k=lists)
+    rows = batch.publish_top_k(settings, lists, version.name, version.version)
     link = registry.run_link(settings.tracking_uri, version.run_id)
-    get_run_logger().info("registered %s version %s, run %s", version.name, version.version,
-                          link)
+    get_run_logger().info("registered %s version %s with top-%d lists (%d rows in %s), run %s",
+                          version.name, version.version, lists.k, rows, batch.TABLE, link)
     return Registration(name=version.name, version=version.version, run_id=version.run_id,
                         run_link=link)
 

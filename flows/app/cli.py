@@ -122,6 +122,9 @@ def train(
 @app.command()
 def ingest(
     data: Annotated[str, typer.Option(help="Dataset directory, or 'synthetic'.")] = "synthetic",
+    append: Annotated[bool, typer.Option(
+        "--append", help="Apply the rows to the latest snapshot (new events reach the served "
+                         "model without retraining).")] = False,
     verbose: Verbose = False,
 ) -> None:
     """Validate a dataset and load it into the warehouse; print rows per table."""
@@ -129,7 +132,7 @@ def ingest(
     with session("ingest", verbose) as run:
         from flows.ingest import ingest_flow
 
-        result = ingest_flow(data=data)
+        result = ingest_flow(data=data, append=append)
     typer.echo(f"snapshot {result.snapshot_id} of {result.dataset}")
     typer.echo(f"{'table':<14}{'read':>10}{'valid':>10}{'quarantined':>13}")
     for table, counts in result.validation["tables"].items():
@@ -166,15 +169,15 @@ def recommend(
 ) -> None:
     """Recommend from the champion model, in process (user, recent items or text)."""
     from recsys_core.config import get_settings
-    from recsys_core.lifecycle import registry
+    from recsys_core.lifecycle.served import open_served
 
     if user_id is None and not recent and query is None:
         _fail("give a USER_ID, --recent ITEM or --query TEXT")
-    model = registry.load_recommender(get_settings(), registry.CHAMPION)
-    if model is None:
+    found = open_served(get_settings(), "champion")
+    if found is None:
         _fail("no champion model yet: run `recsys train` first")
     try:
-        recs = model.recommend(user_id, k, recent_items=recent or None, query=query)
+        recs = found[1].recommend(user_id, k, recent_items=recent or None, query=query)
     except ValueError as exc:
         _fail(str(exc))
     for rank, rec in enumerate(recs, start=1):

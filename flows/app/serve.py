@@ -1,10 +1,11 @@
-"""Serving the champion over HTTP with ``mlflow models serve`` (``recsys serve``).
+"""Serving the champion over HTTP (``recsys serve``): ``flows.app.server`` on uvicorn.
 
-The server is MLflow's scoring server (FastAPI on uvicorn): ``GET /ping`` answers when the
-model is loaded, ``POST /invocations`` takes ``{"dataframe_split": {"columns": ["user_id",
-"k"], "data": [["196", 10]]}}`` (or ``recent_items`` / ``query`` columns) and answers
-``{"predictions": [...]}``; a bad request gets HTTP 400 with a message. The alias is resolved
-when the server starts: restart it to serve a newly promoted champion.
+The server speaks MLflow's scoring protocol (``GET /ping``, ``POST /invocations`` taking
+``{"dataframe_split": {"columns": ["user_id", "k"], "data": [["196", 10]]}}`` or
+``dataframe_records``, answering ``{"predictions": [...]}``; a bad request gets HTTP 400 with a
+message) and answers known users from the version's precomputed lists, folding in events
+appended since its training snapshot. The alias is resolved when the server starts: restart it
+to serve a newly promoted champion.
 """
 
 from __future__ import annotations
@@ -18,61 +19,35 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from flows.app.uvicorn_launcher import LAUNCHER
 from recsys_core.config import Settings, get_settings
-from recsys_core.lifecycle import registry
+from recsys_core.lifecycle import registry, served
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 """Pinned to 1 in the server unless set: one request's math is too small to share out, and
 threads of concurrent requests (and workers) would otherwise fight over the cores."""
 
 
-def server_command(model_uri: str, host: str = "127.0.0.1", port: int = 5000,
-                   workers: int = 1) -> list[str]:
-    """The ``mlflow models serve`` command line (local environment, no conda/virtualenv).
+def server_command(model_dir: str | Path, version: str, settings: Settings,
+                   host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> list[str]:
+    """The command line of ``flows.app.server`` serving a local model folder.
 
     Args:
-        model_uri: e.g. ``models:/recsys-hybrid@champion``.
+        model_dir: the version's local model folder (``lifecycle.served.local_folder``).
+        version: its version number.
+        settings: project settings (the events folder and how often to look at it).
         host: interface to bind (loopback by default).
         port: TCP port.
-        workers: uvicorn worker processes (each loads the model).
+        workers: worker processes (each loads the model).
     """
-    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri,
-            "--env-manager", "local", "-h", host, "-p", str(port), "-w", str(workers)]
+    return [sys.executable, "-m", "flows.app.server", "--model-dir", str(model_dir),
+            "--version", str(version), "--events-dir", str(settings.events_dir),
+            "--poll-s", str(settings.events_poll_s), "--host", host, "--port", str(port),
+            "--workers", str(workers)]
 
 
-def launcher_dir(settings: Settings) -> Path:
-    """A folder holding the ``uvicorn`` launcher (guarded app, TCP_NODELAY with several workers).
-
-    Args:
-        settings: project settings (the folder lives under ``RECSYS_HOME``).
-    """
-    folder = settings.home / "serve-bin"
-    folder.mkdir(parents=True, exist_ok=True)
-    script = folder / "uvicorn"
-    text = LAUNCHER.format(python=sys.executable)
-    if not script.exists() or script.read_text() != text:
-        tmp = folder / ".uvicorn.tmp"
-        tmp.write_text(text)
-        tmp.chmod(0o755)
-        os.replace(tmp, script)
-    return folder
-
-
-def server_env(settings: Settings) -> dict[str, str]:
-    """The server's environment: launcher and venv bin first on PATH, tracking store, threads.
-
-    MLflow spawns ``uvicorn`` by name: the launcher of ``flows.app.uvicorn_launcher`` comes
-    first (it serves MLflow's app behind ``flows.app.guard``, and keeps TCP_NODELAY with
-    several workers, uvicorn#3149), then this interpreter's bin folder.
-
-    Args:
-        settings: project settings (tracking URI).
-    """
+def server_env() -> dict[str, str]:
+    """The server's environment: this one, with one math thread unless set otherwise."""
     env = dict(os.environ)
-    path = [str(launcher_dir(settings)), str(Path(sys.executable).parent), env.get("PATH", "")]
-    env["PATH"] = os.pathsep.join(path)
-    env["MLFLOW_TRACKING_URI"] = settings.tracking_uri
     for name in THREAD_VARIABLES:
         env.setdefault(name, "1")
     return env
@@ -86,7 +61,7 @@ def start_server(settings: Settings, host: str = "127.0.0.1", port: int = 5000,
         settings: project settings.
         host: interface to bind.
         port: TCP port.
-        workers: uvicorn worker processes.
+        workers: worker processes.
 
     Returns:
         The server process and the champion's version.
@@ -95,10 +70,9 @@ def start_server(settings: Settings, host: str = "127.0.0.1", port: int = 5000,
         LookupError: nothing is registered yet.
     """
     version = registry.ensure_champion(settings)
-    command = server_command(registry.model_uri(settings, registry.CHAMPION), host, port,
-                             workers)
-    return (subprocess.Popen(command, env=server_env(settings)),
-            str(version.version))
+    folder = served.local_folder(settings, str(version.version), str(version.run_id))
+    command = server_command(folder, str(version.version), settings, host, port, workers)
+    return subprocess.Popen(command, env=server_env()), str(version.version)
 
 
 def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -148,7 +122,7 @@ def serve(host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> int:
     Args:
         host: interface to bind (loopback by default).
         port: TCP port.
-        workers: uvicorn worker processes.
+        workers: worker processes.
     """
     settings = get_settings()
     process, version = start_server(settings, host, port, workers)

@@ -1,7 +1,8 @@
 """Batch recommendation: top-k for every known user, to Parquet and a DuckDB table.
 
-Users are scored in blocks through ``HybridRecommender.score_users`` (one pass over the
-sources per block), so memory stays at ``batch_size`` x items scores.
+Users are scored in blocks through ``HybridRecommender.score_users_parts`` (one pass over the
+sources per block), so memory stays at ``batch_size`` x items scores per source. The same
+scoring gives a registered version its precomputed lists (``precompute``, ``publish_top_k``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from recsys_core.config import Settings
+from recsys_core.evaluation.ranking import top_k
 from recsys_core.lifecycle.registry import alias_version, client, load_version
 from recsys_core.model.hybrid import HybridRecommender
+from recsys_core.model.precomputed import TopK
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def top_k_all(model: HybridRecommender, k: int, batch_size: int = 512) -> pl.Dat
         k: items per user (at least 1).
         batch_size: users scored per block.
     """
-    out = top_k_users(model, 0, len(model.users), k, batch_size)
+    out = precompute(model, k, batch_size=batch_size).frame()
     log.info("top-%d for %d users: %d rows", k, len(model.users), out.height)
     return out
 
@@ -60,32 +63,47 @@ def top_k_users(model: HybridRecommender, start: int, stop: int, k: int,
         k: items per user (at least 1).
         batch_size: users scored per block.
     """
+    return precompute(model, k, start, stop, batch_size).frame()
+
+
+def precompute(model: HybridRecommender, k: int, start: int = 0, stop: int | None = None,
+               batch_size: int = 512) -> TopK:
+    """Every known user's top-``k`` unseen items with scores and contributions, in blocks.
+
+    The lists a registered version serves known users from (``TopK``), and the rows of the
+    batch output. Each block of users is scored once (``score_users_parts``).
+
+    Args:
+        model: the recommender.
+        k: items per user (at least 1; at most the catalogue is kept).
+        start: first user position.
+        stop: one past the last user position (default and clipped: every user).
+        batch_size: users scored per block.
+    """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    stop = min(stop, len(model.users))
+    stop = len(model.users) if stop is None else min(stop, len(model.users))
+    start = min(start, stop)
     k = min(k, len(model.items))
-    frames = []
+    sources = model.sources
+    items = np.full((stop - start, k), -1, dtype=np.int32)
+    scores = np.full((stop - start, k), np.nan, dtype=np.float32)
+    contributions = np.zeros((stop - start, k, len(sources)), dtype=np.float32)
     for first in range(start, stop, batch_size):
         rows = np.arange(first, min(first + batch_size, stop))
-        scores = model.score_users(rows)
-        ranked = np.where(np.isfinite(scores), scores, -np.inf)
-        top = np.argpartition(-ranked, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(ranked, top, axis=1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        values = np.take_along_axis(ranked, top, axis=1)
-        keep = np.isfinite(values)
-        user_pos, rank = np.nonzero(keep)
-        items = top[keep]
-        frames.append(pl.DataFrame({
-            "user_id": model.users.ids[rows[user_pos]].astype(str),
-            "rank": (rank + 1).astype(np.int32),
-            "item_id": model.items.ids[items].astype(str),
-            "title": model.titles[items].astype(str),
-            "score": values[keep].astype(np.float64),
-        }))
-    return pl.concat(frames) if frames else pl.DataFrame(
-        schema={"user_id": pl.String, "rank": pl.Int32, "item_id": pl.String,
-                "title": pl.String, "score": pl.Float64})
+        total, parts = model.score_users_parts(rows)
+        top = top_k(total, k)  # ties to the lower item index, as online answers break them
+        keep = top >= 0
+        top = np.where(keep, top, 0)
+        values = np.take_along_axis(total, top, axis=1)
+        block = slice(first - start, first - start + len(rows))
+        items[block] = np.where(keep, top, -1)
+        scores[block] = np.where(keep, values, np.nan)
+        for s, name in enumerate(sources):
+            contributions[block, :, s] = np.where(
+                keep, np.take_along_axis(parts[name], top, axis=1), 0.0)
+    return TopK(model.users.ids[start:stop], model.items.ids, model.titles, items, scores,
+                contributions, sources)
 
 
 def write_parquet(frame: pl.DataFrame, path: str | Path, model_name: str,
@@ -143,6 +161,23 @@ def load_table(parquet: str | Path, warehouse: str | Path) -> int:
         con.close()
     log.info("loaded %d recommendations into %s.%s", frame.height, warehouse, TABLE)
     return frame.height
+
+
+def publish_top_k(settings: Settings, lists: TopK, model_name: str, model_version: str) -> int:
+    """Store a version's precomputed lists as its batch output: Parquet and the warehouse table.
+
+    Args:
+        settings: project settings (state folder, warehouse).
+        lists: from ``precompute``.
+        model_name: registered model name.
+        model_version: the version the lists belong to.
+
+    Returns:
+        The number of rows the version now has in the ``recommendations`` table.
+    """
+    parquet = write_parquet(lists.frame(), output_path(settings, model_version, lists.k),
+                            model_name, model_version)
+    return load_table(parquet, settings.warehouse_path)
 
 
 class BatchResult(BaseModel):

@@ -7,6 +7,9 @@ The places, and what ``erase_data`` and ``erase_model`` do there:
   loads drop the users' rows), then the file is rewritten so no deleted byte stays in it;
 - batch recommendations: their rows in the ``recommendations`` table and in every Parquet
   file under ``RECSYS_HOME/recommendations``;
+- served state: their rows in the exported fresh events (``RECSYS_HOME/events``, files renamed
+  after the snapshots' new ids) and the local copies of versions under
+  ``RECSYS_HOME/serving`` (copied again from the registry when a server next opens one);
 - the embedding cache: behaviour texts are content-keyed, not user-keyed, so every vector
   that is not the document of an item of a stored snapshot goes (others' behaviour texts are
   embedded again when next used);
@@ -14,8 +17,9 @@ The places, and what ``erase_data`` and ``erase_model`` do there:
   Prefect result records that name them or those folders, and rendered documents (Data Docs,
   reports) naming them;
 - the registry: the champion is copied without them (``HybridRecommender.without_users``),
-  registered as a new version tagged ``erasure=<audit id>`` and made champion in its place;
-  every other version that knows them is purged (tagged, aliases dropped, artifacts
+  with its precomputed lists computed again, registered as a new version tagged
+  ``erasure=<audit id>`` and made champion in its place; every other version that knows them
+  is purged (tagged, aliases dropped, artifacts
   deleted). When a source cannot drop users, ``erase_model`` says so and the caller retrains
   on the erased warehouse (``replace_champion`` then promotes that version).
 
@@ -31,6 +35,7 @@ import binascii
 import json
 import logging
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +51,8 @@ from recsys_core.data import schema as S
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.documents import document_hash
 from recsys_core.lifecycle import batch, registry
+from recsys_core.model import events
+from recsys_core.model.folder import MODEL_FILE
 from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.runstore import RunStore
 from recsys_core.warehouse import tables as T
@@ -239,6 +246,9 @@ def erase_data(settings: Settings, user_ids: Sequence[str]) -> DataErasure:
     removed, renamed = warehouse.forget(ids)
     removed["recommendations"] = _erase_table(settings.warehouse_path, ids)
     removed["recommendation_files"] = _erase_files(batch.recommendations_dir(settings), ids)
+    removed["event_files"] = _erase_files(settings.events_dir, ids)
+    _rename_events(settings.events_dir, renamed)
+    removed["serving_copies"] = _drop_serving_copies(settings.serving_dir, ids)
     hashes = [document_hash(doc) for doc in item_documents(warehouse)]
     removed["embedding_cache"] = EmbeddingCache(settings.warehouse_path).retain(hashes)
     runs = [run for run in RunStore.under(settings.runs_dir) if run.holds_users(ids)]
@@ -372,7 +382,11 @@ def _register_copy(settings: Settings, champion: registry.ModelVersion,
             "snapshot_id": tags.get("snapshot_id"), "dataset": report["dataset"],
             "protocol": report["protocol"], "erasure": audit_id,
             "replaces": str(champion.version)})
-        return registry.register(model, folder, report, dict(params), tags, settings).version
+        lists = batch.precompute(model, settings.top_k)
+        version = registry.register(model, folder, report, dict(params), tags, settings,
+                                    top_k=lists).version
+    batch.publish_top_k(settings, lists, settings.model_name, version)
+    return version
 
 
 def _retrain_spec(mlc: registry.Client, run_id: str | None, version: object) -> Retrain:
@@ -419,6 +433,36 @@ def _erase_files(folder: Path, ids: list[str]) -> int:
         os.replace(tmp, path)
         removed += frame.height - kept.height
     return removed
+
+
+def _rename_events(folder: Path, renamed: dict[str, str]) -> None:
+    """Name each events export after its snapshots' new ids.
+
+    Served versions then still follow the exports descending from their training snapshot.
+    """
+    if not folder.is_dir() or not renamed:
+        return
+    for path in sorted(folder.glob(f"*{events.SUFFIX}")):
+        parent, _, snapshot = path.name.removesuffix(events.SUFFIX).partition("-")
+        target = events.events_file(folder, renamed.get(parent, parent),
+                                    renamed.get(snapshot, snapshot))
+        if target != path:
+            os.replace(path, target)
+
+
+def _drop_serving_copies(folder: Path, ids: list[str]) -> int:
+    """Delete the local copies of registered versions (``served``) whose model knows the users.
+
+    They are caches: a server opening a version copies it again from the registry, where
+    every version knowing the users has been replaced or purged.
+    """
+    copies = [p for p in folder.glob("*/*") if p.is_dir()] if folder.is_dir() else []
+    dropped = 0
+    for copy in copies:
+        if not (copy / MODEL_FILE).is_file() or HybridRecommender.load(copy).knows(ids):
+            shutil.rmtree(copy)
+            dropped += 1
+    return dropped
 
 
 def _payloads(raw: bytes) -> list[bytes]:

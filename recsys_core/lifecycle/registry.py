@@ -19,7 +19,9 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 
 from recsys_core.config import Settings
 from recsys_core.evaluation.plots import report_plots
-from recsys_core.model.hybrid import HybridRecommender, read_meta
+from recsys_core.model.folder import read_meta
+from recsys_core.model.hybrid import HybridRecommender
+from recsys_core.model.precomputed import TOP_K_DIR, TopK
 from recsys_core.model.pyfunc import ARTIFACT_KEY, HybridPyfunc, signature
 
 log = logging.getLogger(__name__)
@@ -133,8 +135,8 @@ class RegistrationError(RuntimeError):
 
 
 def register(model: HybridRecommender, model_dir: Path, report: dict, params: dict,
-             tags: dict[str, str], settings: Settings, eval_run: str | Path | None = None
-             ) -> RegisteredVersion:
+             tags: dict[str, str], settings: Settings, eval_run: str | Path | None = None,
+             top_k: TopK | None = None) -> RegisteredVersion:
     """Log a run (params, metrics, report, plots, pyfunc) and register it as a new version.
 
     The new version gets the ``challenger`` alias and the tags of ``version_tags``. A model
@@ -153,6 +155,8 @@ def register(model: HybridRecommender, model_dir: Path, report: dict, params: di
         settings: project settings.
         eval_run: the run folder with the train/test parts the report was measured on; the
             promotion compares challenger and champion on them.
+        top_k: every known user's precomputed list (``lifecycle.batch.precompute``), stored
+            in the model folder: the served version answers known users from it.
 
     Raises:
         RegistrationError: the MLflow store failed (unreachable, locked, full); one line.
@@ -176,6 +180,8 @@ def register(model: HybridRecommender, model_dir: Path, report: dict, params: di
                     mlflow.log_figure(figure, f"plots/{file}")
                 step = "logging the model's artifacts"
                 folder = model.save(Path(tmp) / "model", read_meta(model_dir))
+                if top_k is not None:
+                    top_k.save(folder / TOP_K_DIR)
                 sig, example = signature(model)
                 info = mlflow.pyfunc.log_model(
                     name="model", python_model=HybridPyfunc(),

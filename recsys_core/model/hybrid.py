@@ -27,38 +27,20 @@ from recsys_core.data.interactions import InteractionData
 from recsys_core.data.vocab import Vocabulary
 from recsys_core.deep.text_similarity import TextSimilarity
 from recsys_core.deep.torch_utils import unit_rows
+from recsys_core.evaluation.ranking import top_k
 from recsys_core.fusion.normalise import normalise
 from recsys_core.fusion.weighted import WeightedFusion, weighted_parts
+from recsys_core.model.folder import META_FILE, MODEL_FILE
+from recsys_core.model.recommendation import Recommendation
 from recsys_core.scoring import History
 
 if TYPE_CHECKING:
     from recsys_core.embed.encoder import TextEncoder
 
-MODEL_FILE = "model.pkl"
-META_FILE = "meta.json"
 QUERY_SOURCE = "query"
 """The contribution name of a free-text query's score (cosine to the item's text)."""
 DRIVER_CHUNK = 512
 """History items scored per fold-in call when explaining (bounds memory)."""
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One recommended item.
-
-    Args:
-        item_id: the item.
-        title: its title ("" when unknown).
-        score: fused score (popularity share for a fallback, cosine for a text query).
-        contributions: source name -> weighted normalised score it added.
-        fallback: True when nothing was known about the user and popular items were served.
-    """
-
-    item_id: str
-    title: str
-    score: float
-    contributions: dict[str, float]
-    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -262,13 +244,23 @@ class HybridRecommender:
             rows: user indices (``users.index`` of known IDs).
             exclude_seen: set the users' training items to NaN.
         """
+        return self.score_users_parts(rows, exclude_seen)[0]
+
+    def score_users_parts(self, rows: np.ndarray, exclude_seen: bool = True
+                          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``score_users`` and each source's weighted term of it (the contributions).
+
+        Args:
+            rows: user indices (``users.index`` of known IDs).
+            exclude_seen: set the users' training items to NaN in the fused block.
+        """
         rows = np.asarray(rows, dtype=np.int64)
-        total, _ = self._fuse({name: self.fusion.sources[name].score_indices(rows)
-                               for name in self._active})
+        total, parts = self._fuse({name: self.fusion.sources[name].score_indices(rows)
+                                   for name in self._active})
         if exclude_seen:
             block = self.seen[rows].tocoo()
             total[block.row, block.col] = np.nan
-        return total
+        return total, parts
 
     def knows(self, user_ids: Iterable[str]) -> list[str]:
         """The ids among ``user_ids`` that the model or any of its sources was trained on.
@@ -472,16 +464,6 @@ class HybridRecommender:
         return model
 
 
-def read_meta(path: str | Path) -> dict[str, Any]:
-    """The metadata ``HybridRecommender.save`` wrote beside the model ({} when absent).
-
-    Args:
-        path: the model folder.
-    """
-    meta = Path(path) / META_FILE
-    return json.loads(meta.read_text()) if meta.exists() else {}
-
-
 def _embeddings(given: np.ndarray | None, train: InteractionData, fusion: WeightedFusion
                 ) -> np.ndarray | None:
     """Unit item embeddings: given, else the data's, else a text-similarity source's."""
@@ -502,9 +484,6 @@ def _check_k(k: int) -> None:
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Return the indices of the ``k`` highest finite scores, best first."""
-    candidates = np.flatnonzero(np.isfinite(scores))
-    if len(candidates) > k:
-        part = np.argpartition(-scores[candidates], k - 1)[:k]
-        candidates = candidates[part]
-    return candidates[np.argsort(-scores[candidates], kind="stable")]
+    """Return the indices of the ``k`` highest finite scores, best first (ties: lower index)."""
+    top = top_k(scores[None, :], k)[0]
+    return top[top >= 0]

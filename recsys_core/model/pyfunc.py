@@ -1,8 +1,9 @@
 """MLflow pyfunc wrapper: request rows (user, recent items or text query, k) -> top-k rows.
 
-Served by ``mlflow models serve``: a bad request row becomes an ``MlflowException`` with
-``INVALID_PARAMETER_VALUE``, which MLflow's scoring server answers with HTTP 400 and the
-message (naming the row and field).
+It answers as ``ServedModel`` does: known users from the version's precomputed lists, fresh
+events (``RECSYS_HOME/events``) folded in. Under ``mlflow models serve`` a bad request row
+becomes an ``MlflowException`` with ``INVALID_PARAMETER_VALUE``, which MLflow's scoring server
+answers with HTTP 400 and the message (naming the row and field).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types.schema import Array, ColSpec, Schema
 
+from recsys_core.config import get_settings
 from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.model.requests import (
     MAX_K,
@@ -24,6 +26,7 @@ from recsys_core.model.requests import (
     RequestError,
     recommend_frame,
 )
+from recsys_core.model.serving import ServedModel
 
 ARTIFACT_KEY = "model_dir"
 
@@ -35,8 +38,11 @@ class HybridPyfunc(PythonModel):
     """Serves a saved ``HybridRecommender`` through MLflow."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        """Load the recommender from the logged model folder."""
-        self.model = HybridRecommender.load(context.artifacts[ARTIFACT_KEY])
+        """Load the recommender from the logged model folder; follow the fresh events."""
+        settings = get_settings()
+        self.served = ServedModel.open(context.artifacts[ARTIFACT_KEY], settings.events_dir,
+                                       settings.events_poll_s)
+        self.model: HybridRecommender = self.served.model
 
     def predict(self, context: PythonModelContext, model_input: pd.DataFrame,
                 params: dict | None = None) -> pd.DataFrame:
@@ -52,7 +58,7 @@ class HybridPyfunc(PythonModel):
             MlflowException: ``INVALID_PARAMETER_VALUE`` (HTTP 400) for a bad request row.
         """
         try:
-            return recommend_frame(self.model, model_input)
+            return recommend_frame(self.served, model_input)
         except RequestError as error:
             raise MlflowException(str(error), error_code=INVALID_PARAMETER_VALUE) from error
 

@@ -14,14 +14,14 @@ Every problem raises ``RequestError`` naming the row and the field, so a server 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeGuard
+from typing import Protocol, TypeGuard
 
 import numpy as np
 import pandas as pd
 
-from recsys_core.model.hybrid import HybridRecommender
+from recsys_core.model.recommendation import Recommendation
 
 FIELDS = ("user_id", "recent_items", "query", "k")
 OUTPUT_COLUMNS = ["request", "user_id", "rank", "item_id", "title", "score", "fallback",
@@ -77,7 +77,17 @@ def parse_request(position: int, row: Mapping[str, object]) -> Request:
     return Request(user, recent, query, k)
 
 
-def recommend_frame(model: HybridRecommender, requests: pd.DataFrame) -> pd.DataFrame:
+class Recommender(Protocol):
+    """What answers requests: ``HybridRecommender``, or ``ServedModel`` in front of one."""
+
+    def recommend(self, user_id: str | None = None, k: int = 10, exclude_seen: bool = True,
+                  *, recent_items: Sequence[str] | None = None, query: str | None = None
+                  ) -> list[Recommendation]:
+        """Top-``k`` items for a user, recent items or a text query."""
+        ...
+
+
+def recommend_frame(model: Recommender, requests: pd.DataFrame) -> pd.DataFrame:
     """Answer a frame of requests: one output row per recommended item.
 
     Output columns: ``request`` (the request row's position), ``user_id`` ("" when the row
@@ -93,15 +103,32 @@ def recommend_frame(model: HybridRecommender, requests: pd.DataFrame) -> pd.Data
         RequestError: on the first bad row (nothing is answered then).
     """
     present = [name for name in FIELDS if name in requests.columns]
-    if not set(present) - {"k"}:
+    columns = [requests[name].tolist() for name in present]
+    rows = [dict(zip(present, values, strict=True))
+            for values in zip(*columns, strict=True)]
+    return pd.DataFrame(answer(model, rows, present), columns=OUTPUT_COLUMNS)
+
+
+def answer(model: Recommender, rows: Sequence[Mapping[str, object]],
+           fields: Collection[str]) -> list[list[object]]:
+    """Answer request rows: one ``OUTPUT_COLUMNS`` list per recommended item.
+
+    Args:
+        model: the recommender.
+        rows: field -> value per request row; null-like values count as absent.
+        fields: the fields the request names (a frame's columns, the keys of its records).
+
+    Raises:
+        RequestError: no request field is named at all, or on the first bad row (nothing
+            is answered then).
+    """
+    if not set(fields) & {"user_id", "recent_items", "query"}:
         raise RequestError("request has none of the fields 'user_id', 'recent_items', "
                            "'query'")
-    columns = [requests[name].tolist() for name in present]
-    parsed = [parse_request(position, {name: value for name, value in zip(present, values,
-                                                                          strict=True)
-                                       if not _missing(value)})
-              for position, values in enumerate(zip(*columns, strict=True))]
-    rows: list[list[object]] = []
+    parsed = [parse_request(position, {name: value for name, value in row.items()
+                                       if name in FIELDS and not _missing(value)})
+              for position, row in enumerate(rows)]
+    out: list[list[object]] = []
     for position, request in enumerate(parsed):
         try:
             recs = model.recommend(request.user_id, request.k,
@@ -109,9 +136,9 @@ def recommend_frame(model: HybridRecommender, requests: pd.DataFrame) -> pd.Data
         except ValueError as error:
             raise RequestError(f"row {position}: {error}") from error
         user = request.user_id or ""
-        rows += [[position, user, rank, rec.item_id, rec.title, rec.score, rec.fallback,
-                  rec.contributions] for rank, rec in enumerate(recs, start=1)]
-    return pd.DataFrame(rows, columns=OUTPUT_COLUMNS)
+        out += [[position, user, rank, rec.item_id, rec.title, rec.score, rec.fallback,
+                 rec.contributions] for rank, rec in enumerate(recs, start=1)]
+    return out
 
 
 def _missing(value: object) -> bool:

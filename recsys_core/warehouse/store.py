@@ -258,6 +258,29 @@ class Warehouse:
                 raise DataError(f"{self.path}: unknown snapshot '{snap}'")
             return read_snapshot(con, snap)
 
+    def appended(self, snap: str) -> tuple[str | None, pl.DataFrame]:
+        """The snapshot ``snap`` was appended to, and the interactions the append added.
+
+        The rows of ``snap`` its parent lacks, value for value: new events, and rows that
+        replaced the parent's row of their key. A snapshot made by a load has neither.
+
+        Args:
+            snap: a snapshot id returned by ``append``.
+
+        Raises:
+            DataError: ``snap`` is not a snapshot of this warehouse.
+        """
+        parent = self.queries([(f"SELECT {T.quote(T.PARENT_ID)} FROM snapshots WHERE "
+                                f"{T.quote(T.SNAPSHOT_ID)} = ?", [snap])], snapshot=snap)[0]
+        base = parent.item() if parent.height else None
+        if base is None:
+            return None, pl.DataFrame(schema=S.INTERACTIONS_SCHEMA)
+        columns = ", ".join(T.quote(c) for c in T.CANONICAL["interactions"])
+        rows = (f"SELECT {columns} FROM {T.quote('clean_interactions')} "
+                f"WHERE {T.quote(T.SNAPSHOT_ID)} = ?")
+        added, = self.queries([(f"{rows} EXCEPT ALL {rows}", [snap, base])])
+        return base, S.conform(added, S.INTERACTIONS_SCHEMA)
+
     def snapshots(self) -> pl.DataFrame:
         """Every snapshot, oldest first."""
         return self.query("SELECT * FROM snapshots ORDER BY created_at, snapshot_id")

@@ -7,14 +7,17 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
+import polars as pl
 import pytest
 from typer.testing import CliRunner
 
 from flows.app.cli import app
 from flows.train import train_flow
+from recsys_core.config import get_settings
 from recsys_core.evaluation.metrics import metric_keys
 from recsys_core.evaluation.report import RunReport
 from recsys_core.training import TrainingConfig
+from recsys_core.warehouse.store import Warehouse
 from tests.tiny_bert import build_tiny_model
 
 
@@ -83,3 +86,21 @@ def test_cli_reports_bad_data_dir_in_one_line(prefect_harness, tmp_path: Path) -
     assert result.exit_code == 2
     message = result.output.strip().splitlines()[-1]
     assert message.startswith("error:") and str(tmp_path) in message
+
+
+def test_registration_stores_every_users_top_k_with_the_version(trained) -> None:
+    registered = trained[0]["registered"]
+    name, version = registered["name"], registered["version"]
+    settings = get_settings()
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    lists, model = pyfunc.served.top_k, pyfunc.model
+    assert lists is not None and len(lists) == len(model.users)
+    assert lists.k == min(settings.top_k, len(model.items))
+    table = Warehouse(settings.warehouse_path).query(
+        "SELECT user_id, rank, item_id, score FROM recommendations WHERE model_name = ? AND "
+        "model_version = ? ORDER BY user_id, rank", [name, version])
+    assert table.height == lists.frame().height > len(model.users)
+    first = table.filter(pl.col("user_id") == "u1")
+    expected = model.recommend("u1", first.height)
+    assert first["item_id"].to_list() == [r.item_id for r in expected]
+    assert first["rank"].to_list() == list(range(1, first.height + 1))

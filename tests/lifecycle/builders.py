@@ -22,12 +22,14 @@ from recsys_core.data.loaders import read_dataset
 from recsys_core.evaluation.report import build_report
 from recsys_core.fusion.weighted import FusionConfig
 from recsys_core.lifecycle import registry
+from recsys_core.lifecycle.batch import precompute
 from recsys_core.runstore import RunStore
 from recsys_core.scoring import TrainOptions
 from recsys_core.warehouse.store import Warehouse
 from tests.tiny_bert import build_tiny_model
 
 K = 5
+TOP_K = 20
 STRONG = {"als": {"factors": 16, "iterations": 10}, "itemknn": {}, "ease": {}, "text": {}}
 WEAK = {"mostpop": {}}
 TAGS = {"snapshot_id": "snap", "validation": "passed", "git_commit": "test"}
@@ -60,13 +62,15 @@ class TrainedRun:
 
     def register(self, final: pipeline.FinalModel, settings: Settings
                  ) -> registry.RegisteredVersion:
-        """Register ``final`` under ``settings.model_name`` with this run as its eval data."""
+        """Register ``final`` under ``settings.model_name`` with this run as its eval data and
+        every user's top-``TOP_K`` precomputed."""
         report = build_report("synthetic", "stratified", K, final.evaluation,
                               final.model.fusion.config.weights, {}, None)
         return registry.register(final.model, final.model_dir, report.to_json(),
                                  {"fusion": final.model.fusion.config.model_dump()},
                                  TAGS | {"encoder": self.encoder}, settings,
-                                 eval_run=self.store.folder)
+                                 eval_run=self.store.folder,
+                                 top_k=precompute(final.model, TOP_K))
 
 
 def build_run(root: Path, n_interactions: int = 3000, seed: int = 42) -> TrainedRun:

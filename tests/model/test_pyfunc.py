@@ -15,6 +15,7 @@ from recsys_core.model.pyfunc import (
     recommend_frame,
     signature,
 )
+from recsys_core.model.serving import ServedModel
 from tests.fusion.helpers import FixedScorer, make_data, random_pairs
 
 N_USERS, N_ITEMS = 6, 20
@@ -163,7 +164,7 @@ def test_pyfunc_turns_request_errors_into_invalid_parameter(model: HybridRecomme
     from mlflow.exceptions import MlflowException
 
     wrapper = HybridPyfunc()
-    wrapper.model = model
+    wrapper.served = ServedModel(".", model=model)  # no precomputed lists: scored online
     with pytest.raises(MlflowException, match=r"row 0: field 'k'") as caught:
         wrapper.predict(None, pd.DataFrame({"user_id": ["u1"], "k": [0]}))
     assert caught.value.get_http_status_code() == 400

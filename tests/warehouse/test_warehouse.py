@@ -275,6 +275,23 @@ def test_append_applies_the_later_rows_in_a_child_snapshot(tmp_path: Path) -> No
         pl.col(S.ITEM_ID) == "i5")["n_interactions"].item() == 1
 
 
+def test_appended_gives_the_rows_an_append_added_to_its_parent(tmp_path: Path) -> None:
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    base = wh.load(make_dataset())
+    assert wh.appended(base)[0] is None and wh.appended(base)[1].is_empty()
+    child = wh.append(increment())
+    parent, added = wh.appended(child)
+    assert parent == base and added.columns == list(S.INTERACTIONS_SCHEMA)
+    # the new events and the re-rated row; not the row the base already held, nor its repeat
+    assert sorted(added.select(S.USER_ID, S.ITEM_ID, S.RATING).rows()) == [
+        ("u2", "i1", 5.0), ("u4", "i1", 5.0), ("u4", "i5", None)]
+    grandchild = wh.append(Dataset("more", increment().interactions.with_columns(
+        pl.col(S.TS) + timedelta(days=1)).head(1), increment().items))
+    assert wh.appended(grandchild)[0] == child and wh.appended(grandchild)[1].height == 1
+    with pytest.raises(DataError, match="unknown snapshot"):
+        wh.appended("nope")
+
+
 def test_append_to_an_older_base_and_to_nothing(tmp_path: Path) -> None:
     wh = Warehouse(tmp_path / "wh.duckdb")
     first = wh.append(make_dataset())  # an empty warehouse: a plain load

@@ -1,4 +1,4 @@
-"""`recsys serve`: the champion behind MLflow's scoring server, over loopback HTTP."""
+"""`recsys serve`: the champion behind MLflow's scoring protocol, over loopback HTTP."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from data_checks.runner import validate_dataset
 from flows.app.serve import (
-    launcher_dir,
     server_command,
     server_env,
     start_server,
@@ -23,8 +23,17 @@ from flows.app.serve import (
 )
 from flows.app.uvicorn_launcher import patch, tcp_socket
 from recsys_core.config import Settings
+from recsys_core.data.loaders import read_dataset
 from recsys_core.lifecycle import registry
-from tests.lifecycle.builders import STRONG, build_run, no_requirement_inference, unique_settings
+from recsys_core.model.events import write_events
+from recsys_core.warehouse.store import Warehouse
+from tests.lifecycle.builders import (
+    STRONG,
+    TOP_K,
+    build_run,
+    no_requirement_inference,
+    unique_settings,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -51,11 +60,18 @@ def split(columns: list[str], *rows: list) -> dict:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def registered(tmp_path_factory):
+    """A trained run and the settings its version (never promoted) is registered under."""
     run = build_run(tmp_path_factory.mktemp("serve"))
     settings = unique_settings()
     with no_requirement_inference():
-        run.register(run.train(STRONG), settings)  # registered, never promoted
+        run.register(run.train(STRONG), settings)
+    return run, settings
+
+
+@pytest.fixture(scope="module")
+def server(registered):
+    _, settings = registered
     port = free_port()
     process, version = start_server(settings, "127.0.0.1", port)
     url = f"http://127.0.0.1:{port}"
@@ -145,33 +161,26 @@ def test_bad_requests_get_400_with_a_message_and_the_server_stays_up(
     assert post(url, split(["user_id", "k"], ["u1", 1]))[0] == 200
 
 
-def test_server_command_and_environment(monkeypatch) -> None:
-    command = server_command("models:/m@champion", "127.0.0.1", 8123, 2)
-    assert command[1:5] == ["-m", "mlflow", "models", "serve"]
-    assert command[command.index("--env-manager") + 1] == "local"
-    assert command[command.index("-h") + 1] == "127.0.0.1"
-    assert command[command.index("-p") + 1] == "8123"
-    assert command[command.index("-w") + 1] == "2"
+def test_server_command_and_environment(monkeypatch, tmp_path) -> None:
+    settings = Settings(home=tmp_path, events_poll_s=0.5)
+    command = server_command(tmp_path / "model", "3", settings, "127.0.0.1", 8123, 2)
+    assert command[:3] == [sys.executable, "-m", "flows.app.server"]
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert options == {"--model-dir": str(tmp_path / "model"), "--version": "3",
+                       "--events-dir": str(settings.events_dir), "--poll-s": "0.5",
+                       "--host": "127.0.0.1", "--port": "8123", "--workers": "2"}
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    settings = Settings()
-    env = server_env(settings)
-    path = env["PATH"].split(os.pathsep)
-    assert path[:2] == [str(launcher_dir(settings)), str(Path(sys.executable).parent)]
-    assert env["OMP_NUM_THREADS"] == "1"
-    assert env["MLFLOW_TRACKING_URI"] == settings.tracking_uri
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")
+    env = server_env()
+    assert env["OMP_NUM_THREADS"] == "1" and env["MKL_NUM_THREADS"] == "3"
 
 
 def test_launcher_keeps_tcp_nodelay_for_several_workers(monkeypatch) -> None:
     import uvicorn.config
 
-    script = launcher_dir(Settings()) / "uvicorn"
-    text = script.read_text()
-    assert text.startswith(f"#!{sys.executable}") and os.access(script, os.X_OK)
-    assert 'if __name__ == "__main__":' in text  # spawned workers re-import the script
     monkeypatch.setattr(uvicorn.config, "socket", uvicorn.config.socket)
     patch()
-    config = uvicorn.config.Config("mlflow.pyfunc.scoring_server.app:app", host="127.0.0.1",
-                                   port=0)
+    config = uvicorn.config.Config("flows.app.server:create_app", host="127.0.0.1", port=0)
     sock = config.bind_socket()
     try:
         assert sock.proto == socket.IPPROTO_TCP  # accepted sockets inherit it -> NODELAY
@@ -219,7 +228,7 @@ MB = 1 << 20
 
 
 def server_rss(process) -> int:
-    """Resident memory of the server and its workers (``mlflow models serve`` spawns uvicorn)."""
+    """Resident memory of the server process and its workers."""
     import psutil
 
     root = psutil.Process(process.pid)
@@ -393,32 +402,146 @@ def test_load_of_8_connections_for_30s_has_no_5xx_and_memory_holds(server) -> No
     assert max(samples) <= start_rss * (1 + MEMORY_SLACK)
 
 
-def test_the_guard_answers_what_mlflow_would_crash_on() -> None:
-    import asyncio
+# ------------------------------------------------- precomputed lists, protocol, fresh events
 
-    from flows.app.guard import guard
 
-    async def inner(scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
+def test_known_users_get_what_the_model_computes_online(server, model) -> None:
+    # The lists were scored in blocks of users, online one user: float32 matrix products of
+    # other shapes round differently in the 7th digit (3e-7 here), and z-scoring the tiny
+    # random encoder's near-equal cosines (sd 0.002) magnifies that to 1e-4: values agree to
+    # 1e-3, the order exactly.
+    url = server[0]
+    users = [str(u) for u in model.users.ids[:25]]
+    for k in (1, 10, TOP_K, TOP_K + 5):  # up to K from the version's lists, then online
+        status, body = post(url, {"dataframe_records": [{"user_id": u, "k": k} for u in users]})
+        assert status == 200
+        rows = body["predictions"]
+        for position, user in enumerate(users):
+            got = [r for r in rows if r["request"] == position]
+            expected = model.recommend(user, k)
+            assert [r["item_id"] for r in got] == [r.item_id for r in expected]
+            assert [r["title"] for r in got] == [r.title for r in expected]
+            assert [r["score"] for r in got] == pytest.approx([r.score for r in expected],
+                                                              rel=1e-6, abs=1e-3)
+            for row, rec in zip(got, expected, strict=True):
+                assert row["contributions"] == pytest.approx(rec.contributions, rel=1e-6,
+                                                             abs=1e-3)
 
-    def call(headers: list[tuple[bytes, bytes]], path: str = "/invocations") -> tuple[int, bytes]:
-        sent: list[dict] = []
 
-        async def send(message: dict) -> None:
-            sent.append(message)
+def raw_request(url: str, method: str, path: str, body: bytes = b"",
+                headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    import http.client
 
-        async def receive() -> dict:
-            return {"type": "http.request", "body": b"", "more_body": False}
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
-        scope = {"type": "http", "path": path, "method": "POST", "headers": headers}
-        asyncio.run(guard(inner, max_body=100)(scope, receive, send))
-        return sent[0]["status"], sent[1]["body"]
 
-    status, body = call([])
+def test_protocol_endpoints_and_refusals(server) -> None:
+    url, _, version, _ = server
+    assert raw_request(url, "GET", "/health")[0] == 200
+    status, body = raw_request(url, "GET", "/version")
+    assert status == 200 and json.loads(body) == {"model_version": version}
+    assert raw_request(url, "GET", "/nowhere")[0] == 404
+    assert raw_request(url, "GET", "/invocations")[0] == 405
+    good = json.dumps(split(["user_id", "k"], ["u1", 2])).encode()
+    status, body = raw_request(url, "POST", "/invocations", good)  # no content type
     assert status == 415 and b"Content-Type" in body
-    assert call([(b"content-type", b"  ")])[0] == 415
-    status, body = call([(b"content-type", b"application/json"), (b"content-length", b"101")])
-    assert status == 413 and b"at most 100" in body
-    assert call([(b"content-type", b"application/json"), (b"content-length", b"100")])[0] == 200
-    assert call([], path="/ping")[0] == 200  # only invocations are guarded
+    status, body = raw_request(url, "POST", "/invocations", good, {"Content-Type": "text/plain"})
+    assert status == 415 and b"application/json" in body
+    status, body = raw_request(url, "POST", "/invocations", b"",
+                               {"Content-Type": "application/json",
+                                "Content-Length": str(64 * 2**20)})
+    assert status == 413 and b"at most" in body
+    status, body = raw_request(url, "POST", "/invocations", good,
+                               {"Content-Type": "application/json; charset=utf-8"})
+    assert status == 200 and len(json.loads(body)["predictions"]) == 2
+    status, body = raw_request(url, "POST", "/invocations",
+                               json.dumps({"dataframe_records": [{"user_id": "u1"},
+                                                                 {"query": "tent", "k": 1}],
+                                           "params": {}}).encode(),
+                               {"Content-Type": "application/json"})
+    assert status == 200  # records may leave fields out
+    assert [r["request"] for r in json.loads(body)["predictions"]] == [0] * 10 + [1]
+
+
+@pytest.fixture(scope="module")
+def fresh_server(registered, tmp_path_factory):
+    """A second server of the same version, following its own events folder."""
+    run, registered_settings = registered
+    settings = Settings(home=tmp_path_factory.mktemp("fresh-home"),
+                        model_name=registered_settings.model_name, events_poll_s=0.5)
+    port = free_port()
+    process, _ = start_server(settings, "127.0.0.1", port)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, process, timeout=90)
+        yield url, settings, process
+    finally:
+        stop_server(process)
+
+
+def append_events(run, settings: Settings, folder: Path, rows: list[tuple[str, str]]) -> Path:
+    """What `recsys ingest --data DIR --append` does: validate, append, export the new events."""
+    folder.mkdir()
+    now = int(time.time()) - len(rows)
+    (folder / "interactions.csv").write_text(
+        "user_id,item_id,timestamp\n" + "".join(f"{u},{i},{now + n}\n"
+                                                for n, (u, i) in enumerate(rows)))
+    (folder / "items.csv").write_text("item_id,title\n")
+    warehouse = Warehouse(run.settings.warehouse_path)
+    base = warehouse.latest_snapshot()
+    result = validate_dataset(read_dataset(str(folder)), 0.2, row_bounds={"items": (0, None)},
+                              known_item_ids=warehouse.items(base)["item_id"].to_list())
+    result.raise_if_failed()
+    snapshot = warehouse.append(result.dataset, result.quarantine, base=base)
+    parent, added = warehouse.appended(snapshot)
+    assert parent == base and added.height == len(rows)
+    return write_events(settings.events_dir, parent, snapshot, added)
+
+
+def test_new_events_reach_the_running_server_without_a_restart(fresh_server, model, registered,
+                                                               tmp_path) -> None:
+    url, settings, process = fresh_server
+    run, _ = registered
+    user, n_items = "u7", len(model.items)
+
+    def ranking(k: int) -> list[str]:
+        status, body = post(url, split(["user_id", "k"], [user, k]))
+        assert status == 200
+        return [r["item_id"] for r in body["predictions"]]
+
+    before = ranking(10)
+    assert before == [r.item_id for r in model.recommend(user, 10)]
+    watched = before[0]  # the user watches their best recommendation
+    neighbour = next(r.item_id for r in model.similar_items(watched, n_items)
+                     if r.item_id in [x.item_id for x in model.recommend(user, n_items)])
+    full_before = [r.item_id for r in model.recommend(user, n_items)]
+    append_events(run, settings, tmp_path / "increment", [(user, watched)])
+    started = time.monotonic()
+    after = ranking(10)
+    while after == before and time.monotonic() - started < 60:
+        time.sleep(0.2)
+        after = ranking(10)
+    print(f"\nthe new event reached the server in {time.monotonic() - started:.1f}s")
+    assert time.monotonic() - started < 60 and process.poll() is None  # no restart
+    assert watched not in after
+    folded = model.recommend(user, 10, recent_items=[watched])
+    assert after == [r.item_id for r in folded]
+    full_after = ranking(min(n_items, 1000))
+    assert full_after.index(neighbour) < full_before.index(neighbour)  # its neighbour moves up
+    # a user the model never saw, appended later, gets personal recommendations
+    append_events(run, settings, tmp_path / "newcomer", [("newcomer-1", watched)])
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status, body = post(url, split(["user_id", "k"], ["newcomer-1", 5]))
+        if not body["predictions"][0]["fallback"]:
+            break
+        time.sleep(0.2)
+    expected = model.recommend(None, 5, recent_items=[watched])
+    assert [r["item_id"] for r in body["predictions"]] == [r.item_id for r in expected]
