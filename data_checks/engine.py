@@ -18,6 +18,7 @@ from great_expectations.core import (
 from great_expectations.core.batch_definition import BatchDefinition
 from great_expectations.data_context import AbstractDataContext
 from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
 from data_checks.docs import validate_with_docs
 from data_checks.report import INDEX, REASON, CheckReport, Outcome
@@ -73,7 +74,7 @@ def run_suite(table: str, frame: pl.DataFrame, expectations: Sequence[gxe.Expect
         outcomes.append(outcome)
         if indices:
             blamed.append(_blame(indices, outcome.expectation,
-                                 item.expectation_config.kwargs.get("column") == PARSE_ERROR))
+                                 _config(item).kwargs.get("column") == PARSE_ERROR))
     invalid = pl.concat([b[INDEX] for b in blamed]) if blamed else pl.Series(dtype=pl.UInt32)
     valid = pl.Series(INDEX, range(frame.height), dtype=pl.UInt32)
     valid = valid.filter(~valid.is_in(invalid.implode()))
@@ -104,8 +105,15 @@ def _validate(name: str, table: str, frame: pl.DataFrame,
                               _RESULT_FORMAT)
 
 
-def _outcome(item: ExpectationValidationResult) -> tuple[Outcome, list[int] | None]:
+def _config(item: ExpectationValidationResult) -> ExpectationConfiguration:
+    """The expectation a result is of (GE sets it on every result of a suite run)."""
     config = item.expectation_config
+    assert config is not None
+    return config
+
+
+def _outcome(item: ExpectationValidationResult) -> tuple[Outcome, list[int] | None]:
+    config = _config(item)
     label = (config.meta or {}).get("label") or _label(config.type, config.kwargs)
     indices = item.result.get("unexpected_index_list")
     error = _error(item.exception_info)

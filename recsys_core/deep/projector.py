@@ -138,15 +138,22 @@ class ContentProjector(Scorer[ContentProjectorConfig]):
             out *= self.scale
         return out.astype(np.float32)
 
+    def _fitted(self) -> tuple[ALS, np.ndarray]:
+        """The ALS model and the projected item factors (both set by ``_fit``)."""
+        assert self.als is not None and self.item_factors is not None
+        return self.als, self.item_factors
+
     def _score(self, user_index: np.ndarray) -> np.ndarray:
-        scores = self.als.user_factors[user_index] @ self.item_factors.T
-        return mask_cold(scores, self.als.warm_users[user_index])
+        als, items = self._fitted()
+        scores = als.user_factors[user_index] @ items.T
+        return mask_cold(scores, als.warm_users[user_index])
 
     def _fold_in(self, history: History) -> np.ndarray:
         # ALS's user step, reading history items from this model's factors: a cold item in
         # the history counts through its projected vector.
-        factors = self.als.fold_in_factors(history.matrix, self.item_factors)
-        scores = factors @ self.item_factors.T
+        als, items = self._fitted()
+        factors = als.fold_in_factors(history.matrix, items)
+        scores = factors @ items.T
         return mask_cold(scores, np.diff(history.matrix.indptr) > 0)
 
     def _trained_als(self, data: InteractionData, options: TrainOptions) -> ALS:

@@ -460,14 +460,16 @@ class _Aligner:
             self._columns = None if same else scores.items.index(self.items.ids)
         if same:
             return np.array(values, dtype=np.float32, copy=True)
+        columns = self._columns
+        assert columns is not None  # set whenever the vocabularies differ
         out = np.full((n_rows, len(self.items)), np.nan, dtype=np.float32)
-        found = self._columns >= 0
-        out[:, found] = values[:, self._columns[found]]
+        found = columns >= 0
+        out[:, found] = values[:, columns[found]]
         return out
 
 
-def _pattern(matrix: sp.spmatrix) -> sp.csr_matrix:
-    pattern = sp.csr_matrix(matrix, copy=True)
+def _pattern(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    pattern = matrix.copy()
     pattern.sum_duplicates()
     pattern.eliminate_zeros()
     pattern.data = np.ones(len(pattern.data), dtype=bool)

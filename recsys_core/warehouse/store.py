@@ -214,8 +214,7 @@ class Warehouse:
         """
         check = [] if snapshot is None else [(_SNAPSHOT_SQL, [snapshot])]
         with self._connect() as con:
-            frames = [pl.from_arrow(con.sql(sql, params=_bind(params)).to_arrow_table())
-                      for sql, params in [*check, *statements]]
+            frames = [_read(con, sql, params) for sql, params in [*check, *statements]]
         if check and frames[0].is_empty():
             raise DataError(f"{self.path}: unknown snapshot '{snapshot}'")
         return frames[len(check):]
@@ -320,6 +319,13 @@ def _bind(params: Params) -> list[object] | dict[str, object]:
     return dict(params) if isinstance(params, Mapping) else list(params)
 
 
+def _read(con: duckdb.DuckDBPyConnection, sql: str, params: Params) -> pl.DataFrame:
+    """One query's result as a Polars frame."""
+    frame = pl.from_arrow(con.sql(sql, params=_bind(params)).to_arrow_table())
+    assert isinstance(frame, pl.DataFrame)  # an Arrow table (not an array) reads as a frame
+    return frame
+
+
 def _clean_sql(table: str, snap: str) -> tuple[str, list[object]]:
     columns = ", ".join(T.quote(c) for c in T.CANONICAL[table])
     return (f"SELECT {columns} FROM {T.quote('clean_' + table)} "
@@ -333,11 +339,10 @@ def read_snapshot(con: duckdb.DuckDBPyConnection, snap: str) -> Dataset:
         con: a connection to the warehouse (inside a transaction, it reads that state).
         snap: the snapshot id.
     """
-    name, inter, items, users = [
-        pl.from_arrow(con.sql(sql, params=_bind(params)).to_arrow_table())
-        for sql, params in [("SELECT dataset FROM snapshots WHERE snapshot_id = ?", [snap]),
-                            _clean_sql("interactions", snap), _clean_sql("items", snap),
-                            (_USERS_SQL, [snap])]]
+    queries: list[tuple[str, Params]] = [
+        ("SELECT dataset FROM snapshots WHERE snapshot_id = ?", [snap]),
+        _clean_sql("interactions", snap), _clean_sql("items", snap), (_USERS_SQL, [snap])]
+    name, inter, items, users = [_read(con, sql, params) for sql, params in queries]
     return Dataset(name.item(), S.conform(inter, S.INTERACTIONS_SCHEMA),
                    S.conform(items, S.ITEMS_SCHEMA), _users(users))
 

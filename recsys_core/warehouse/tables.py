@@ -43,7 +43,8 @@ def sql_type(dtype: pl.DataType) -> str:
     if isinstance(dtype, pl.Datetime):
         return "TIMESTAMPTZ"
     if isinstance(dtype, pl.List):
-        return sql_type(dtype.inner) + "[]"
+        inner = dtype.inner
+        return sql_type(inner if isinstance(inner, pl.DataType) else inner()) + "[]"
     return _SQL_TYPES[type(dtype)]
 
 
