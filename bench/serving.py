@@ -1,7 +1,7 @@
 """Serving benchmark: in-process latency, HTTP throughput per request kind, CLI latency.
 
-Trains the default fused sources (ALS, item-kNN, EASE, text, projector, user encoder; equal
-fusion weights, since latency does not depend on their values) on ml-latest-small
+Trains the default fused sources (ALS, item-kNN, EASE, text, projector, LM graph, user
+encoder; equal fusion weights, since latency does not depend on their values) on ml-latest-small
 (``leave_last`` split), registers the model with every user's precomputed top-``--top-k``
 (``lifecycle.batch.precompute``), then measures:
 
@@ -44,7 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "ml-latest-small"
-SOURCES = {"als": {}, "itemknn": {}, "ease": {}, "text": {}, "projector": {},
+SOURCES = {"als": {}, "itemknn": {}, "ease": {}, "text": {}, "projector": {}, "graph": {},
            "user_encoder": {}}
 WORDS = ["space", "war", "love", "comedy", "crime", "animated", "family", "horror", "robot",
          "heist", "romance", "detective"]
