@@ -22,6 +22,19 @@ def test_vocabulary_maps_both_ways_and_unknown_is_minus_one() -> None:
         Vocabulary(["a", "a"])
 
 
+def test_short_and_long_id_lists_map_alike() -> None:
+    from recsys_core.data.vocab import SHORT
+
+    vocab = Vocabulary([f"i{n}" for n in range(1000)] + ["7", "42"])
+    asked = ["i5", "7", 42, np.int64(7), "nope", "i999"]
+    expected = [5, 1000, 1001, 1000, -1, 999]
+    assert vocab.index(asked).tolist() == expected  # the dict path
+    long = asked * (SHORT // len(asked) + 1)
+    assert len(long) > SHORT
+    assert vocab.index(long).tolist() == expected * (SHORT // len(asked) + 1)  # vectorised
+    assert vocab.index(np.array(["i5", "x"])).dtype == np.int64
+
+
 def _frame(rows: list[tuple[str, str, int, float]]) -> pl.DataFrame:
     return pl.DataFrame(
         {S.USER_ID: [r[0] for r in rows], S.ITEM_ID: [r[1] for r in rows],
