@@ -91,14 +91,18 @@ def test_the_store_names_every_path_it_writes(features, tmp_path) -> None:
 
 def test_ranked_shards_round_trip_per_ranking(features, tmp_path) -> None:
     store = RunStore.prepare(features, "stratified", 42, tmp_path)
-    lists = {"fused": np.arange(6).reshape(2, 3), "als": np.zeros((2, 3), dtype=np.int64)}
+    lists = {"all": {"fused": np.arange(6).reshape(2, 3),
+                     "als": np.zeros((2, 3), dtype=np.int64)},
+             "cold_candidates": {"fused": np.ones((2, 3), dtype=np.int64)}}
     first = store.save_ranked("ranking-a", 0, 2, lists)
     assert first.name == "users-000000000-000000002.npz"
     assert store.save_ranked("ranking-a", 2, 4, lists).parent == first.parent
     assert store.save_ranked("ranking-b", 0, 2, lists).parent != first.parent
     loaded = np.load(first)
-    np.testing.assert_array_equal(loaded["fused"], lists["fused"])
-    assert set(loaded.files) == set(lists)
+    np.testing.assert_array_equal(loaded["all/fused"], lists["all"]["fused"])
+    np.testing.assert_array_equal(loaded["cold_candidates/fused"],
+                                  lists["cold_candidates"]["fused"])
+    assert set(loaded.files) == {"all/fused", "all/als", "cold_candidates/fused"}
     assert not list(store.folder.rglob(".*.tmp"))
 
 

@@ -28,6 +28,8 @@ def apply_defaults() -> None:
         "TOKENIZERS_PARALLELISM": "false",
         "MLFLOW_TRACKING_URI": settings.tracking_uri,
         "GIT_PYTHON_REFRESH": "quiet",
+        # a command's stdout is its answer (`recsys recommend` copies a version once)
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     }
     for key, value in defaults.items():
         os.environ.setdefault(key, value)

@@ -79,7 +79,7 @@ class EventFeed:
 
     def __init__(self, folder: str | Path, snapshot: str, interval_s: float = 2.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.folder = Path(folder)
+        self.directory = Path(folder)
         self.snapshot = snapshot
         self.interval_s = interval_s
         self._clock = clock
@@ -124,7 +124,7 @@ class EventFeed:
         try:
             return self._read()
         except Exception as error:  # a server keeps its last events; the next look retries
-            log.warning("events in %s not read: %s", self.folder, error)
+            log.warning("events in %s not read: %s", self.directory, error)
             return False
 
     def _read(self) -> bool:
@@ -137,7 +137,7 @@ class EventFeed:
         for name, mtime in wanted.items():
             cached = self._files.get(name)
             files[name] = (cached if cached is not None and cached[0] == mtime
-                           else (mtime, pl.read_parquet(self.folder / name,
+                           else (mtime, pl.read_parquet(self.directory / name,
                                                         columns=list(COLUMNS))))
         by_user: dict[str, list[str]] = {}
         if files:
@@ -153,7 +153,7 @@ class EventFeed:
 
     def _listing(self) -> dict[str, int]:
         try:
-            with os.scandir(self.folder) as entries:
+            with os.scandir(self.directory) as entries:
                 return {entry.name: entry.stat().st_mtime_ns for entry in entries
                         if entry.name.endswith(SUFFIX) and not entry.name.startswith(".")}
         except FileNotFoundError:
