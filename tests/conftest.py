@@ -35,6 +35,20 @@ def prefect_harness():
 
 
 @pytest.fixture(scope="module")
+def features(tmp_path_factory):
+    """Features of a small validated synthetic dataset (120 users, 80 items) in a warehouse."""
+    from data_checks.runner import validate_dataset
+    from recsys_core.data.synthetic import SyntheticConfig, generate
+    from recsys_core.warehouse.features import build_features
+    from recsys_core.warehouse.store import Warehouse
+
+    data = generate(SyntheticConfig(n_users=120, n_items=80, n_interactions=2400, seed=3))
+    result = validate_dataset(data, 0.2)
+    warehouse = Warehouse(tmp_path_factory.mktemp("wh") / "w.duckdb")
+    return build_features(warehouse, warehouse.load(result.dataset, result.quarantine))
+
+
+@pytest.fixture(scope="module")
 def promotion_run(tmp_path_factory):
     """A ``TrainedRun`` (tests/lifecycle/builders.py); MLflow's pip-requirement inference is off
     while the requesting module runs."""

@@ -7,24 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from data_checks.runner import validate_dataset
 from recsys_core import pipeline
-from recsys_core.data.synthetic import SyntheticConfig, generate
 from recsys_core.fusion.weighted import FusionConfig
 from recsys_core.runstore import RunStore
 from recsys_core.scoring import TrainOptions
-from recsys_core.warehouse.features import build_features
-from recsys_core.warehouse.store import Warehouse
 
 SOURCES = {"als": {"factors": 8, "iterations": 3}, "mostpop": {}}
-
-
-@pytest.fixture(scope="module")
-def features(tmp_path_factory: pytest.TempPathFactory):
-    data = generate(SyntheticConfig(n_users=120, n_items=80, n_interactions=2400, seed=3))
-    result = validate_dataset(data, 0.2)
-    warehouse = Warehouse(tmp_path_factory.mktemp("wh") / "w.duckdb")
-    return build_features(warehouse, warehouse.load(result.dataset, result.quarantine))
 
 
 @pytest.mark.parametrize("protocol", ["stratified", "cold_items"])
