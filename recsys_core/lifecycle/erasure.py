@@ -8,8 +8,7 @@ The places, and what ``erase_data`` and ``erase_model`` do there:
 - batch recommendations: their rows in the ``recommendations`` table and in every Parquet
   file under ``RECSYS_HOME/recommendations``;
 - served state: their rows in the exported fresh events (``RECSYS_HOME/events``, files renamed
-  after the snapshots' new ids) and the local copies of versions under
-  ``RECSYS_HOME/serving`` (copied again from the registry when a server next opens one);
+  after the snapshots' new ids);
 - the embedding cache: behaviour texts are content-keyed, not user-keyed, so every vector
   that is not the document of an item of a stored snapshot goes (others' behaviour texts are
   embedded again when next used);
@@ -19,9 +18,10 @@ The places, and what ``erase_data`` and ``erase_model`` do there:
 - the registry: the champion is copied without them (``HybridRecommender.without_users``),
   with its precomputed lists computed again, registered as a new version tagged
   ``erasure=<audit id>`` and made champion in its place; every other version that knows them
-  is purged (tagged, aliases dropped, artifacts
-  deleted). When a source cannot drop users, ``erase_model`` says so and the caller retrains
-  on the erased warehouse (``replace_champion`` then promotes that version).
+  is purged (tagged, aliases dropped, its artifacts and its local serving copy under
+  ``RECSYS_HOME/serving`` deleted). When a source cannot drop users, ``erase_model`` says so
+  and the caller retrains on the erased warehouse (``replace_champion`` then promotes that
+  version).
 
 The ``erasures`` table is the audit: when, how many users, rows removed per place, the reason,
 the new version; never a user id. Every step repeats safely: a rerun after a crash finishes
@@ -35,7 +35,6 @@ import binascii
 import json
 import logging
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -52,7 +51,6 @@ from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.documents import document_hash
 from recsys_core.lifecycle import batch, registry
 from recsys_core.model import events
-from recsys_core.model.folder import MODEL_FILE
 from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.runstore import RunStore
 from recsys_core.warehouse import tables as T
@@ -248,7 +246,6 @@ def erase_data(settings: Settings, user_ids: Sequence[str]) -> DataErasure:
     removed["recommendation_files"] = _erase_files(batch.recommendations_dir(settings), ids)
     removed["event_files"] = _erase_files(settings.events_dir, ids)
     _rename_events(settings.events_dir, renamed)
-    removed["serving_copies"] = _drop_serving_copies(settings.serving_dir, ids)
     hashes = [document_hash(doc) for doc in item_documents(warehouse)]
     removed["embedding_cache"] = EmbeddingCache(settings.warehouse_path).retain(hashes)
     runs = [run for run in RunStore.under(settings.runs_dir) if run.holds_users(ids)]
@@ -448,21 +445,6 @@ def _rename_events(folder: Path, renamed: dict[str, str]) -> None:
                                     renamed.get(snapshot, snapshot))
         if target != path:
             os.replace(path, target)
-
-
-def _drop_serving_copies(folder: Path, ids: list[str]) -> int:
-    """Delete the local copies of registered versions (``served``) whose model knows the users.
-
-    They are caches: a server opening a version copies it again from the registry, where
-    every version knowing the users has been replaced or purged.
-    """
-    copies = [p for p in folder.glob("*/*") if p.is_dir()] if folder.is_dir() else []
-    dropped = 0
-    for copy in copies:
-        if not (copy / MODEL_FILE).is_file() or HybridRecommender.load(copy).knows(ids):
-            shutil.rmtree(copy)
-            dropped += 1
-    return dropped
 
 
 def _payloads(raw: bytes) -> list[bytes]:

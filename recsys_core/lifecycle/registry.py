@@ -19,6 +19,7 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 
 from recsys_core.config import Settings
 from recsys_core.evaluation.plots import report_plots
+from recsys_core.lifecycle import served
 from recsys_core.model.folder import read_meta
 from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.model.precomputed import TOP_K_DIR, TopK
@@ -434,7 +435,9 @@ def versions(settings: Settings) -> list[ModelVersion]:
 
 
 def purge(settings: Settings, version: str, audit_id: str) -> None:
-    """Mark a version as purged by an erasure, drop its aliases and delete its model artifacts.
+    """Mark a version as purged by an erasure, drop its aliases, delete its model artifacts.
+
+    Its local serving copy (``served.copy_folder``) goes too.
 
     The version record, its run's params and metrics stay (lineage); the model files, which
     hold the erased users, go. Each step can be repeated, so an interrupted purge completes
@@ -455,8 +458,9 @@ def purge(settings: Settings, version: str, audit_id: str) -> None:
     repository = get_artifact_repository(location)
     if repository.list_artifacts():
         repository.delete_artifacts()
-    log.info("purged %s version %s (erasure %s): artifacts at %s deleted", name, version,
-             audit_id, location)
+    served.drop_copy(settings, version, str(found.run_id))
+    log.info("purged %s version %s (erasure %s): artifacts at %s and its local copy deleted",
+             name, version, audit_id, location)
 
 
 def _model_location(mlc: MlflowClient, version: ModelVersion) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import tempfile
 from contextlib import closing
@@ -49,6 +50,30 @@ def resolve(settings: Settings, alias: str) -> tuple[str, str] | None:
     return _from_mlflow(settings, str(alias))
 
 
+def copy_folder(settings: Settings, version: str, run_id: str) -> Path:
+    """Where the local copy of a version's model folder lives (``local_folder`` makes it).
+
+    Args:
+        settings: project settings (state folder, model name).
+        version: the version number.
+        run_id: the run that logged it.
+    """
+    return settings.serving_dir / settings.model_name / f"v{version}-{run_id}"
+
+
+def drop_copy(settings: Settings, version: str, run_id: str) -> bool:
+    """Delete a version's local copy (a purged version must not be served from it).
+
+    Returns:
+        Whether there was one.
+    """
+    target = copy_folder(settings, version, run_id)
+    if not target.exists():
+        return False
+    shutil.rmtree(target)
+    return True
+
+
 def local_folder(settings: Settings, version: str, run_id: str) -> Path:
     """The version's model folder, copied from the artifact store on first use.
 
@@ -58,7 +83,7 @@ def local_folder(settings: Settings, version: str, run_id: str) -> Path:
         run_id: the run that logged it (part of the copy's name, so a store rebuilt with
             the same version numbers never serves an old copy).
     """
-    target = settings.serving_dir / settings.model_name / f"v{version}-{run_id}"
+    target = copy_folder(settings, version, run_id)
     if (target / MODEL_FILE).is_file():
         return target
     from mlflow.artifacts import download_artifacts
