@@ -51,11 +51,9 @@ def register(run: str, report: RunReport, params: dict, tags: dict[str, str]) ->
     settings = get_settings()
     store = RunStore(run)
     model = HybridRecommender.load(store.model_dir)
-    lists = batch.precompute(model, settings.top_k)
-    version = registry.register(model, store.model_dir, report.to_json(), params, tags,
-                                settings, eval_run=store.folder if store.has_part("test") else None,
-                                top_k=lists)
-    rows = batch.publish_top_k(settings, lists, version.name, version.version)
+    version, lists, rows = batch.register_with_top_k(
+        model, store.model_dir, report.to_json(), params, tags, settings,
+        eval_run=store.folder if store.has_part("test") else None)
     link = registry.run_link(settings.tracking_uri, version.run_id)
     get_run_logger().info("registered %s version %s with top-%d lists (%d rows in %s), run %s",
                           version.name, version.version, lists.k, rows, batch.TABLE, link)

@@ -21,7 +21,13 @@ from pydantic import BaseModel, ConfigDict
 
 from recsys_core.config import Settings
 from recsys_core.evaluation.ranking import top_k
-from recsys_core.lifecycle.registry import alias_version, client, load_version
+from recsys_core.lifecycle.registry import (
+    RegisteredVersion,
+    alias_version,
+    client,
+    load_version,
+    register,
+)
 from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.model.precomputed import TopK
 
@@ -178,6 +184,30 @@ def publish_top_k(settings: Settings, lists: TopK, model_name: str, model_versio
     parquet = write_parquet(lists.frame(), output_path(settings, model_version, lists.k),
                             model_name, model_version)
     return load_table(parquet, settings.warehouse_path)
+
+
+def register_with_top_k(model: HybridRecommender, model_dir: Path, report: dict, params: dict,
+                        tags: dict[str, str], settings: Settings,
+                        eval_run: str | Path | None = None
+                        ) -> tuple[RegisteredVersion, TopK, int]:
+    """Register a version with every known user's top-K and publish the lists as its output.
+
+    Args:
+        model: the recommender.
+        model_dir: its saved folder.
+        report: the evaluation report.
+        params: configs to log.
+        tags: run and version tags.
+        settings: project settings (``top_k``, stores).
+        eval_run: the run folder the report was measured on (``registry.register``).
+
+    Returns:
+        The version, its lists, and its rows in the ``recommendations`` table.
+    """
+    lists = precompute(model, settings.top_k)
+    version = register(model, model_dir, report, params, tags, settings, eval_run=eval_run,
+                       top_k=lists)
+    return version, lists, publish_top_k(settings, lists, version.name, version.version)
 
 
 class BatchResult(BaseModel):

@@ -379,11 +379,9 @@ def _register_copy(settings: Settings, champion: registry.ModelVersion,
             "snapshot_id": tags.get("snapshot_id"), "dataset": report["dataset"],
             "protocol": report["protocol"], "erasure": audit_id,
             "replaces": str(champion.version)})
-        lists = batch.precompute(model, settings.top_k)
-        version = registry.register(model, folder, report, dict(params), tags, settings,
-                                    top_k=lists).version
-    batch.publish_top_k(settings, lists, settings.model_name, version)
-    return version
+        version, _, _ = batch.register_with_top_k(model, folder, report, dict(params), tags,
+                                                  settings)
+    return version.version
 
 
 def _retrain_spec(mlc: registry.Client, run_id: str | None, version: object) -> Retrain:
