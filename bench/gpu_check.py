@@ -49,7 +49,7 @@ def main() -> int:
     from recsys_core.data.loaders import synthetic_config
     from recsys_core.data.synthetic import generate
     from recsys_core.data.vocab import Vocabulary
-    from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig, _encode
+    from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig, encode
     from recsys_core.embed.config import EncoderConfig
     from recsys_core.embed.documents import item_documents
     from recsys_core.embed.encoder import TextEncoder
@@ -96,10 +96,10 @@ def main() -> int:
     model = models[target]
     sequences = [data.sequence(u) for u in range(min(data.n_users, 2000))]
     with torch.no_grad():
-        on_cpu = _encode(model.net.cpu().eval(), torch.from_numpy(model.item_vectors),
+        on_cpu = encode(model.net.cpu().eval(), torch.from_numpy(model.item_vectors),
                          sequences, config.max_len).numpy()
         net = model.net.to(target).eval()
-        on_gpu = _encode(net, torch.from_numpy(model.item_vectors).to(target), sequences,
+        on_gpu = encode(net, torch.from_numpy(model.item_vectors).to(target), sequences,
                          config.max_len).cpu().numpy()
     model.net.cpu()
     rows.append((f"user vectors max |{target} - cpu| (same weights)",

@@ -13,14 +13,16 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from recsys_core.cf.implicit_models import ALS, ALSConfig
+from recsys_core.cf.implicit_models import ALS
 from recsys_core.config import Settings
 from recsys_core.data.interactions import InteractionData
 from recsys_core.deep.projector import ContentProjector
+from recsys_core.deep.user_encoder import UserEncoder
+from recsys_core.deep.user_history import UserHistory
 from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.embed.config import EncoderConfig
 from recsys_core.embed.encoder import TextEncoder
@@ -41,12 +43,14 @@ from recsys_core.fusion.tuner import Carve, TuningResult, tune
 from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
 from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.runstore import Part, RunStore
-from recsys_core.scoring import Scorer, TrainOptions
+from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
 from recsys_core.training import BASELINES, CONTENT_SOURCES, TrainingConfig, make_source
 from recsys_core.warehouse.features import build_features
 from recsys_core.warehouse.store import Warehouse
 
 log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=Scorer)
 
 def prepare_run(settings: Settings, snapshot_id: str, protocol: str, seed: int,
                 carves: int = 1) -> RunStore:
@@ -100,7 +104,10 @@ def train_source(store: RunStore, name: str, params: Mapping[str, Any], part: Pa
         raise ValueError(f"source {name!r} needs item embeddings; run the embedding stage first")
     scorer = make_source(name, dict(params))
     if isinstance(scorer, ContentProjector):
-        scorer = ContentProjector(scorer.config, als=_stored_als(store, part, scorer.config.als))
+        scorer = ContentProjector(scorer.config, als=_stored(store, part, ALS, scorer.config.als))
+    if isinstance(scorer, UserHistory):
+        scorer = UserHistory(scorer.config,
+                             encoder=_stored(store, part, UserEncoder, scorer.config.encoder))
     if part == "train":
         _warm_start(store, scorer)
     return store.save_scorer(scorer.train(data, options), part)
@@ -121,18 +128,18 @@ def _warm_start(store: RunStore, scorer: Scorer) -> None:
         log.info("%s refit starts from its %s model", scorer.name, path.name)
 
 
-def _stored_als(store: RunStore, part: Part, config: ALSConfig) -> ALS | None:
-    """The run's ALS source trained on ``part``, when its config is ``config``.
+def _stored(store: RunStore, part: Part, kind: type[S], config: ScorerConfig) -> S | None:
+    """The run's ``kind`` source trained on ``part``, when its config is ``config``.
 
-    The projector regresses onto ALS item factors; when the ALS source was trained with the
-    same config on the same part (same data, same seed), it reuses that fit instead of
-    training an identical one (about a minute at 10M interactions).
+    A source built on another one reuses that fit instead of training an identical one
+    (same data, same seed): the projector regresses onto ALS's item factors (about a minute
+    at 10M interactions), and the user history reads the user encoder's network.
     """
-    path = store.scorer_path(part, ALS.name)
+    path = store.scorer_path(part, kind.name)
     if not path.exists():
         return None
-    als = RunStore.load_scorer(path)
-    return als if isinstance(als, ALS) and als.config == config else None
+    stored = RunStore.load_scorer(path)
+    return stored if isinstance(stored, kind) and stored.config == config else None
 
 
 def sized_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]]

@@ -13,6 +13,7 @@ from recsys_core.deep.graph import LMGraph
 from recsys_core.deep.projector import ContentProjector
 from recsys_core.deep.text_similarity import TextSimilarity
 from recsys_core.deep.user_encoder import UserEncoder
+from recsys_core.deep.user_history import UserHistory
 from recsys_core.evaluation.splits import PROTOCOLS
 from recsys_core.runstore import MAX_CARVES
 from recsys_core.scoring import Scorer
@@ -20,20 +21,20 @@ from recsys_core.scoring import Scorer
 SOURCES: dict[str, type[Scorer]] = {
     cls.name: cls
     for cls in (MostPop, ALS, BPR, ItemKNN, ItemKNNBM25, EASE, TextSimilarity, ContentProjector,
-                LMGraph, UserEncoder)
+                LMGraph, UserEncoder, UserHistory)
 }
 """Source name (as in reports) -> scorer class; each class's config is its first argument."""
 
 BASELINES = ("mostpop",)
 """Sources reported beside the fusion but never fused (the peer every model must beat)."""
 
-CONTENT_SOURCES = frozenset({"text", "projector", "graph", "user_encoder"})
+CONTENT_SOURCES = frozenset({"text", "projector", "graph", "user_encoder", "user_history"})
 """Sources that need item embeddings."""
 
 
 def _default_sources() -> dict[str, dict[str, Any]]:
     return {"mostpop": {}, "als": {}, "itemknn": {}, "ease": {}, "text": {}, "projector": {},
-            "graph": {}, "user_encoder": {}}
+            "graph": {}, "user_encoder": {}, "user_history": {}}
 
 
 class TrainingConfig(BaseModel):

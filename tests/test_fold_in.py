@@ -16,6 +16,7 @@ from recsys_core.deep.graph import LMGraph, LMGraphConfig
 from recsys_core.deep.projector import ContentProjector, ContentProjectorConfig
 from recsys_core.deep.text_similarity import TextSimilarity, TextSimilarityConfig
 from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig
+from recsys_core.deep.user_history import UserHistory, UserHistoryConfig
 from recsys_core.scoring import History, Scorer, TrainOptions
 from tests.scorer_contract import Checkerboard, checkerboard, withheld_rank
 
@@ -44,6 +45,8 @@ def make(name: str) -> Scorer:
             als=ALSConfig(factors=8, iterations=15), hidden=16, max_epochs=30)),
         "user_encoder": lambda: UserEncoder(UserEncoderConfig(
             dim=32, blocks=1, max_len=20, text_hidden=32, epochs=15, batch_size=16, lr=1e-2)),
+        "user_history": lambda: UserHistory(UserHistoryConfig(encoder=UserEncoderConfig(
+            dim=32, blocks=1, max_len=20, text_hidden=32, epochs=15, batch_size=16, lr=1e-2))),
         "graph": lambda: LMGraph(LMGraphConfig(dim=16, hidden=32, epochs=30, batch_size=64,
                                                lr=5e-3, negatives=16)),
         "mostpop": lambda: MostPop(),
@@ -53,7 +56,7 @@ def make(name: str) -> Scorer:
 @pytest.fixture(scope="module")
 def trained(board: Checkerboard) -> dict[str, Scorer]:
     names = ["als", "itemknn", "ease", "text", "text_recency", "projector", "graph",
-             "user_encoder", "mostpop"]
+             "user_encoder", "user_history", "mostpop"]
     return {name: make(name).train(board.data, TrainOptions(seed=3)) for name in names}
 
 
@@ -68,7 +71,7 @@ def own_histories(board: Checkerboard, users: list[str]) -> History:
 
 
 PERSONAL = ["als", "itemknn", "ease", "text", "text_recency", "projector", "graph",
-            "user_encoder"]
+            "user_encoder", "user_history"]
 
 
 @pytest.mark.parametrize("name", PERSONAL)
@@ -80,7 +83,7 @@ def test_fold_in_of_own_history_ranks_withheld_item_first(board, trained, name) 
 
 
 @pytest.mark.parametrize("name", ["itemknn", "ease", "text", "text_recency", "user_encoder",
-                                  "mostpop"])
+                                  "user_history", "mostpop"])
 def test_fold_in_of_own_history_equals_trained_scores(board, trained, name) -> None:
     users = list(board.withheld)
     scorer = trained[name]

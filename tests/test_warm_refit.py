@@ -1,4 +1,5 @@
-"""The refit on ``train`` starts a deep source from its model of the first carve's fit part."""
+"""What a source's fit reuses of the run: the refit on ``train`` starts a deep source from its
+model of the first carve's fit part; the user history reads the stored user encoder."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from data_checks.runner import validate_dataset
 from recsys_core import pipeline
 from recsys_core.data.synthetic import SyntheticConfig, generate
 from recsys_core.deep.user_encoder import UserEncoder
+from recsys_core.deep.user_history import UserHistory
 from recsys_core.runstore import RunStore
 from recsys_core.scoring import TrainOptions
 from recsys_core.warehouse.features import build_features
@@ -58,3 +60,18 @@ def test_another_config_trains_from_scratch(run, monkeypatch) -> None:
     pipeline.train_source(store, "user_encoder", {**PARAMS, "dim": 8}, "train", options,
                           embeddings)
     assert calls == []
+
+
+def test_user_history_reads_the_user_encoder_stored_for_the_same_part(run, monkeypatch) -> None:
+    store, embeddings = run
+    options = TrainOptions(seed=1)
+    encoder = RunStore.load_scorer(pipeline.train_source(store, "user_encoder", PARAMS, "fit2",
+                                                         options, embeddings))
+    monkeypatch.setattr(UserEncoder, "_fit", lambda *_: pytest.fail("trained again"))
+    history = RunStore.load_scorer(pipeline.train_source(
+        store, "user_history", {"encoder": PARAMS}, "fit2", options, embeddings))
+    assert isinstance(history, UserHistory)
+    np.testing.assert_array_equal(history.item_vectors, encoder.item_vectors)
+    with pytest.raises(pytest.fail.Exception, match="trained again"):  # another config: own fit
+        pipeline.train_source(store, "user_history", {"encoder": {**PARAMS, "dim": 8}}, "fit2",
+                              options, embeddings)

@@ -1,8 +1,9 @@
-"""Deep sources over text embeddings: text similarity, content projector, user encoder."""
+"""Deep sources over text embeddings: text similarity, content projector, graph, user encoder."""
 
 from recsys_core.deep.projector import ContentProjector, ContentProjectorConfig
 from recsys_core.deep.text_similarity import TextSimilarity, TextSimilarityConfig
 from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig
+from recsys_core.deep.user_history import UserHistory, UserHistoryConfig
 
 __all__ = [
     "ContentProjector",
@@ -11,4 +12,6 @@ __all__ = [
     "TextSimilarityConfig",
     "UserEncoder",
     "UserEncoderConfig",
+    "UserHistory",
+    "UserHistoryConfig",
 ]

@@ -13,10 +13,11 @@ Macdonald's gSASRec recommend, with text for cold items):
   position predicts the next item (the output item vectors are the input ones: tied).
 - Loss: softmax cross-entropy over every warm item at every position (full CE: SASRec with
   CE reaches NDCG@10 0.182 on ML-1M full ranking against 0.134 for the BCE/one-negative
-  original). Above ``full_softmax_items`` warm items, a sampled softmax: ``negatives``
-  items drawn per step by popularity, with the logQ correction (Yi et al., RecSys 2019) so
-  the estimate stays unbiased towards popular items. Cold items are never in the softmax,
-  so they are not taught to rank low.
+  original), computed in row chunks (``recsys_core.deep.softmax``) so the positions x
+  items logits are never held at once. Above ``full_softmax_items`` warm items, a sampled
+  softmax: ``negatives`` items drawn per step by popularity, with the logQ correction (Yi et
+  al., RecSys 2019) so the estimate stays unbiased towards popular items. Cold items are
+  never in the softmax, so they are not taught to rank low.
 - Early stopping on NDCG of each of up to ``eval_users`` users' latest training item, held
   out of their training sequence (``recsys_core.deep.holdout``); each epoch draws at most
   ``max_windows`` windows, so its cost stops growing with the data.
@@ -48,6 +49,7 @@ from recsys_core.deep.holdout import (
 )
 from recsys_core.deep.layers import make_mlp
 from recsys_core.deep.sequences import pad, windows
+from recsys_core.deep.softmax import full_softmax_loss
 from recsys_core.deep.torch_utils import (
     require_embeddings,
     resolve_device,
@@ -203,7 +205,7 @@ class UserEncoder(Scorer[UserEncoderConfig]):
             with torch.no_grad():
                 items = trainer.item_table()
                 self.item_vectors = items.cpu().numpy()
-                self.user_vectors = _encode(net, items, sequences, c.max_len).cpu().numpy()
+                self.user_vectors = encode(net, items, sequences, c.max_len).cpu().numpy()
         self.net = net.cpu()
         log.info("UserEncoder: %d epochs (%s softmax) over %d users in %.2fs", epochs,
                  "full" if trainer.full else "sampled", data.n_users,
@@ -220,34 +222,50 @@ class UserEncoder(Scorer[UserEncoderConfig]):
         if not rows:
             return scores
         with torch.no_grad():
-            users = _encode(self.net, torch.from_numpy(self.item_vectors),
-                            [history.sequences[r] for r in rows], self.config.max_len)
+            users = encode(self.net, torch.from_numpy(self.item_vectors),
+                           [history.sequences[r] for r in rows], self.config.max_len)
         scores[rows] = users.numpy() @ self.item_vectors.T
         return scores
 
 
-def _encode(net: SequenceNet, items: torch.Tensor, sequences: list[np.ndarray], max_len: int,
-            batch: int = 512) -> torch.Tensor:
-    """State after each sequence's last item (its last ``max_len``); zero for empty ones.
+def encode(net: SequenceNet, items: torch.Tensor, sequences: list[np.ndarray], max_len: int,
+           readout: Literal["last", "history"] = "last", batch: int = 512) -> torch.Tensor:
+    """User vectors from their sequences; zero for empty ones.
 
     Args:
         net: the network (in eval mode).
         items: (n_items, dim) item vectors.
         sequences: item indices, oldest first.
-        max_len: history length read.
-        batch: sequences per forward pass.
+        max_len: history length one forward pass reads.
+        readout: ``last``: the state after the latest item (over the latest ``max_len``),
+            what the network is trained to make predict the next item. ``history``: the
+            mean of the states after every item of the whole history (read in consecutive
+            chunks of ``max_len``), which predicts what the user takes at any point of it.
+        batch: chunks per forward pass.
     """
     out = torch.zeros((len(sequences), items.shape[1]), device=items.device)
     table = torch.cat([items, torch.zeros_like(items[:1])])  # padding row
-    rows = np.array([i for i, s in enumerate(sequences) if len(s)], dtype=np.int64)
-    for start in range(0, len(rows), batch):
-        chunk = rows[start:start + batch]
-        longest = min(max_len, max(len(sequences[i]) for i in chunk))
-        index, lengths = pad([sequences[i] for i in chunk], longest, len(items))
+    if readout == "last":
+        owners = [u for u, s in enumerate(sequences) if len(s)]
+        chunks = [sequences[u][-max_len:] for u in owners]
+    else:
+        owners = [u for u, s in enumerate(sequences) for _ in range(0, len(s), max_len)]
+        chunks = [s[i:i + max_len] for s in sequences for i in range(0, len(s), max_len)]
+    owner = torch.tensor(owners, dtype=torch.long, device=items.device)
+    for start in range(0, len(chunks), batch):
+        part = chunks[start:start + batch]
+        index, lengths = pad(part, max(len(c) for c in part), len(items))
         states = net.states(table[torch.from_numpy(index).to(items.device)])
-        last = torch.from_numpy(lengths - 1).to(items.device)
-        out[torch.from_numpy(chunk).to(items.device)] = states[
-            torch.arange(len(chunk), device=items.device), last]
+        lengths_t = torch.from_numpy(lengths).to(items.device)
+        rows = owner[start:start + batch]
+        if readout == "last":
+            out[rows] = states[torch.arange(len(part), device=items.device), lengths_t - 1]
+        else:  # sums per owner; divided by the history length below
+            valid = torch.arange(states.shape[1], device=items.device)[None, :] < lengths_t[:, None]
+            out.index_add_(0, rows, (states * valid[..., None]).sum(dim=1))
+    if readout == "history":
+        sizes = torch.tensor([len(s) for s in sequences], dtype=out.dtype, device=out.device)
+        out /= sizes.clamp_min(1)[:, None]
     return out
 
 
@@ -332,7 +350,7 @@ class _Trainer:
         self.net.eval()
         with torch.no_grad():
             items = self.item_table()
-            users = _encode(self.net, items, holdout.history, self.c.max_len)
+            users = encode(self.net, items, holdout.history, self.c.max_len)
             value = holdout.ndcg(users @ items.T, self.c.eval_k)
         self.net.train()
         return value
@@ -363,14 +381,14 @@ class _Trainer:
         table = torch.cat([vectors, torch.zeros_like(vectors[:1])])
         states = self.net.states(table[row[window[:, :-1]]])[mask]
         targets = targets[mask]
-        if self.full:
-            logits = states @ vectors.T  # ``needed`` is ``warm``: columns are softmax slots
-        else:  # the target against the shared negatives, each logQ-corrected
-            items = self.warm[targets]
-            positive = (states * vectors[row[items]]).sum(dim=1, keepdim=True)
-            negative = states @ vectors[row[negatives]].T
-            negative = negative.masked_fill(negatives[None, :] == items[:, None], -torch.inf)
-            logits = torch.cat([positive - self.log_q[targets, None],
-                                negative - self.log_q[self.slot[negatives]]], dim=1)
-            targets = torch.zeros(len(targets), dtype=torch.long, device=self.device)
-        return nn.functional.cross_entropy(logits.float(), targets)
+        if self.full:  # ``needed`` is ``warm``: its rows are the softmax slots
+            return full_softmax_loss(states, vectors, targets)
+        # the sampled softmax: the target against the shared negatives, each logQ-corrected
+        items = self.warm[targets]
+        positive = (states * vectors[row[items]]).sum(dim=1, keepdim=True)
+        negative = states @ vectors[row[negatives]].T
+        negative = negative.masked_fill(negatives[None, :] == items[:, None], -torch.inf)
+        logits = torch.cat([positive - self.log_q[targets, None],
+                            negative - self.log_q[self.slot[negatives]]], dim=1)
+        return nn.functional.cross_entropy(logits.float(), torch.zeros(
+            len(targets), dtype=torch.long, device=self.device))

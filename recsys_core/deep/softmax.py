@@ -1,0 +1,68 @@
+"""Full-catalogue softmax cross-entropy that never holds the whole logits matrix.
+
+A step of the user encoder scores every target position against every warm item: 6,400
+positions x 10k items is a 250 MB logits matrix, and autograd keeps it and its gradient, so
+the step is bound by memory traffic, and at 50k items it needs gigabytes. This computes the
+same loss and the same gradients in row chunks whose logits stay small (the idea of Wijmans
+et al.'s "Cut Your Losses in Large-Vocabulary Language Models", 2024): the gradients are
+computed in the forward pass while each chunk's logits are at hand, so memory is bounded by
+``budget`` and the logits are computed once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def full_softmax_loss(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
+                      budget: int = 1 << 21) -> torch.Tensor:
+    """Mean cross-entropy of ``softmax(states @ items.T)`` against ``targets``.
+
+    Equal to ``cross_entropy(states @ items.T, targets)`` in value and gradients.
+
+    Args:
+        states: (P, d) one row per target position.
+        items: (N, d) every candidate's vector.
+        targets: (P,) the column of each row's target.
+        budget: logits held at once (rows per chunk = budget // N).
+    """
+    rows = max(1, budget // max(len(items), 1))
+    loss: torch.Tensor = _ChunkedSoftmax.apply(states.float(), items.float(), targets, rows)
+    return loss
+
+
+class _ChunkedSoftmax(torch.autograd.Function):
+    """The loss and, in the same pass over each chunk's logits, its gradients.
+
+    The loss is a scalar, so its gradients only scale with the incoming one: computing them
+    while the chunk's logits are at hand spares recomputing the logits in the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
+                rows: int) -> torch.Tensor:
+        n = max(len(states), 1)
+        total = states.new_zeros(())
+        grad_states = torch.empty_like(states)
+        grad_items = torch.zeros_like(items)
+        for start in range(0, len(states), rows):
+            chunk, target = states[start:start + rows], targets[start:start + rows]
+            logits = chunk @ items.T
+            lse = torch.logsumexp(logits, dim=1, keepdim=True)
+            picked = torch.arange(len(chunk), device=chunk.device)
+            total += (lse[:, 0] - logits[picked, target]).sum()
+            # d loss / d logits = (softmax - one-hot) / n
+            probs = logits.sub_(lse).exp_()
+            probs[picked, target] -= 1.0
+            probs /= n
+            grad_states[start:start + rows] = probs @ items
+            grad_items.addmm_(probs.T, chunk)
+        ctx.save_for_backward(grad_states, grad_items)
+        return total / n
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        grad_states, grad_items = ctx.saved_tensors
+        return grad_states * grad, grad_items * grad, None, None
