@@ -1,7 +1,7 @@
 """Fusion tuning again on a finished bench/quality.py run's sources, then the product's table.
 
-A run folder keeps every source it trained (``sources/<part>-<name>.pkl``: each validation
-carve's fit part and the refit on ``train``). A change to the fusion tuner alone is measured
+A run folder keeps every source it trained (``RunStore.scorer_path``: on each validation
+carve's fit part and in the refit on ``train``). A change to the fusion tuner alone is measured
 here by tuning on those carve sources again and evaluating the refit sources, fused with the
 new weights, on the run's test part, without training anything: the same numbers a fresh
 bench/quality.py run gives, whose sources are seeded. Peers are not rerun; their rows are in
@@ -30,17 +30,16 @@ from recsys_core.runstore import RunStore  # noqa: E402
 from recsys_core.training import BASELINES, TrainingConfig  # noqa: E402
 
 
-def retune(store: RunStore, trials: int, seed: int) -> dict:
+def retune(store: RunStore, settings: Settings, trials: int, seed: int) -> dict:
     """Tune the fusion on ``store``'s carve sources and evaluate with its refit sources."""
-    sources = store.folder / "sources"
     fused = [n for n in TrainingConfig().fused_sources
-             if all((sources / f"{part}-{n}.pkl").exists() for part in ("fit", "train"))]
-    carve_paths = [{n: sources / f"{fit}-{n}.pkl" for n in fused} for fit, _ in store.carves()]
+             if all(store.scorer_path(part, n).exists() for part in ("fit", "train"))]
+    carve_paths = [{n: store.scorer_path(fit, n) for n in fused} for fit, _ in store.carves()]
     tuned = pipeline.tune_fusion(store, carve_paths, 10, trials, seed)
-    baselines = {n: sources / f"train-{n}.pkl" for n in BASELINES
-                 if (sources / f"train-{n}.pkl").exists()}
-    embeddings = next((store.folder / "embeddings").glob("*.npy"))
-    final = pipeline.evaluate_run(store, {n: sources / f"train-{n}.pkl" for n in fused},
+    baselines = {n: store.scorer_path("train", n) for n in BASELINES
+                 if store.scorer_path("train", n).exists()}
+    _, embeddings = pipeline.embed_items(store, settings, settings.encoder)  # from the cache
+    final = pipeline.evaluate_run(store, {n: store.scorer_path("train", n) for n in fused},
                                   baselines, tuned.config, 10, embeddings=embeddings)
     return {"product": final.evaluation, "peers": None, "tuning": tuned, "params": {},
             "epochs": {}}
@@ -56,16 +55,18 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     for name in args.datasets.split(","):
-        runs = RunStore.under(Settings(home=Path(args.home) / Path(name).name).runs_dir)
+        settings = Settings(home=Path(args.home) / Path(name).name)
+        runs = RunStore.under(settings.runs_dir)
         for protocol in args.protocols.split(","):
             found = [r for r in runs if r.meta.get("protocol") == protocol
-                     and r.meta.get("seed") == args.seed and (r.folder / "sources").is_dir()]
+                     and r.meta.get("seed") == args.seed  # the baseline is trained last:
+                     and r.scorer_path("train", "mostpop").exists()]  # the product's part ran
             if not found:
                 print(f"\n### {name} / {protocol}: no finished run under {args.home}")
                 continue
             start = time.perf_counter()
-            result = retune(found[0], args.trials, args.seed)
-            print(f"\n### {name} / {protocol} (retuned from {found[0].folder.name}, "
+            result = retune(found[0], settings, args.trials, args.seed)
+            print(f"\n### {name} / {protocol} (retuned from {found[0]}, "
                   f"{time.perf_counter() - start:.0f}s)", flush=True)
             print("\n".join(table(result)))
             print("\n".join(line for line in verdict(result, protocol)
