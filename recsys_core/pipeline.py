@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=Scorer)
 
+
 def prepare_run(settings: Settings, snapshot_id: str, protocol: str, seed: int,
                 carves: int = 1) -> RunStore:
     """Build features of a warehouse snapshot and split them into the run's parts.
