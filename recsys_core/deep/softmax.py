@@ -41,6 +41,7 @@ class _ChunkedSoftmax(torch.autograd.Function):
     """
 
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # fp32 under autocast
     def forward(ctx: Any, states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
                 rows: int) -> torch.Tensor:
         n = max(len(states), 1)
@@ -63,6 +64,7 @@ class _ChunkedSoftmax(torch.autograd.Function):
         return total / n
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         grad_states, grad_items = ctx.saved_tensors
         return grad_states * grad, grad_items * grad, None, None
