@@ -121,6 +121,8 @@ def _warm_start(store: RunStore, scorer: Scorer) -> None:
     nothing the evaluation could be biased by; a deep source then needs a few epochs instead
     of a full training.
     """
+    if type(scorer).warm_start is Scorer.warm_start:  # it never starts from a model: do not
+        return  # load one (an EASE pickle holds an items x items matrix)
     path = store.scorer_path(store.carves()[0][0], scorer.name)
     if not path.exists():
         return

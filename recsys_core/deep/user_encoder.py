@@ -217,15 +217,26 @@ class UserEncoder(Scorer[UserEncoderConfig]):
         return scores
 
     def _fold_in(self, history: History) -> np.ndarray:
-        scores = np.full((len(history), len(self.item_vectors)), np.nan, dtype=np.float32)
-        rows = [r for r, s in enumerate(history.sequences) if len(s)]
-        if not rows:
-            return scores
-        with torch.no_grad():
-            users = encode(self.net, torch.from_numpy(self.item_vectors),
-                           [history.sequences[r] for r in rows], self.config.max_len)
-        scores[rows] = users.numpy() @ self.item_vectors.T
-        return scores
+        return fold_in_scores(self.net, self.item_vectors, list(history.sequences),
+                              self.config.max_len, "last")
+
+
+def fold_in_scores(net: SequenceNet, item_vectors: np.ndarray, sequences: list[np.ndarray],
+                   max_len: int, readout: Literal["last", "history"]) -> np.ndarray:
+    """Scores of pseudo-users read from their sequences (``encode``); NaN rows for empty ones.
+
+    Args:
+        net: the network (in eval mode).
+        item_vectors: float32 (n_items, dim) item vectors.
+        sequences: per pseudo-user, item indices oldest first.
+        max_len: history length one forward pass reads.
+        readout: see ``encode``.
+    """
+    with torch.no_grad():
+        users = encode(net, torch.from_numpy(item_vectors), sequences, max_len, readout)
+    scores = users.numpy() @ item_vectors.T
+    scores[[len(s) == 0 for s in sequences]] = np.nan
+    return scores
 
 
 def encode(net: SequenceNet, items: torch.Tensor, sequences: list[np.ndarray], max_len: int,

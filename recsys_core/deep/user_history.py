@@ -22,7 +22,13 @@ from pydantic import Field
 from recsys_core.data.interactions import InteractionData
 from recsys_core.deep.holdout import ordered_sequences
 from recsys_core.deep.torch_utils import seeded, torch_threads
-from recsys_core.deep.user_encoder import SequenceNet, UserEncoder, UserEncoderConfig, encode
+from recsys_core.deep.user_encoder import (
+    SequenceNet,
+    UserEncoder,
+    UserEncoderConfig,
+    encode,
+    fold_in_scores,
+)
 from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
 
 
@@ -71,13 +77,13 @@ class UserHistory(Scorer[UserHistoryConfig]):
         if encoder is None or encoder.vocabularies() != (data.users, data.items):
             encoder = UserEncoder(self.config.encoder).train(data, options)
         self.net, self.item_vectors = encoder.net, encoder.item_vectors
+        self.warm_users = encoder.warm_users
         with torch_threads(options), seeded(options.seed, torch.device("cpu")) as gen:
             sequences = ordered_sequences(data, gen)
             with torch.no_grad():
                 self.user_vectors = encode(self.net, torch.from_numpy(self.item_vectors),
                                            sequences, self.config.encoder.max_len,
                                            "history").numpy()
-        self.warm_users = np.array([len(s) > 0 for s in sequences], dtype=bool)
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         scores = self.user_vectors[user_index] @ self.item_vectors.T
@@ -85,10 +91,5 @@ class UserHistory(Scorer[UserHistoryConfig]):
         return scores
 
     def _fold_in(self, history: History) -> np.ndarray:
-        with torch.no_grad():
-            users = encode(self.net, torch.from_numpy(self.item_vectors),
-                           list(history.sequences), self.config.encoder.max_len,
-                           "history").numpy()
-        scores = users @ self.item_vectors.T
-        scores[[len(s) == 0 for s in history.sequences]] = np.nan
-        return scores
+        return fold_in_scores(self.net, self.item_vectors, list(history.sequences),
+                              self.config.encoder.max_len, "history")
