@@ -32,7 +32,8 @@ def check_interactions(frame: pl.DataFrame, items: pl.DataFrame | None = None, *
     Rows that pass the row-level checks and share (``user_id``, ``item_id``, ``ts``): the last
     is kept, earlier copies are blamed as ``duplicate``, earlier other values as
     ``superseded`` (see ``recsys_core.data.keys``). When any row carries a ``split`` label
-    (a published split), every row must carry one of ``train``, ``valid``, ``test``.
+    (a published split), every row must carry one of ``train``, ``valid``, ``test``; when any
+    row carries a ``ts``, every row must carry one (a source without time has none at all).
 
     Args:
         frame: canonical interactions, optionally with the loader's meta columns.
@@ -52,10 +53,11 @@ def check_interactions(frame: pl.DataFrame, items: pl.DataFrame | None = None, *
         frame = frame.with_columns(
             pl.col(S.ITEM_ID).is_in(item_ids.drop_nulls().unique().implode()).alias(KNOWN_ITEM))
     has_split = S.SPLIT in frame.columns and frame[S.SPLIT].is_not_null().any()
+    has_order = S.TS not in frame.columns or frame[S.TS].is_not_null().any()
     suite = interactions_suite(references=references, rating_range=rating_range,
                                row_bounds=row_bounds, event_values=event_values,
                                has_parse_errors=PARSE_ERROR in frame.columns,
-                               has_split=has_split)
+                               has_split=has_split, has_order=has_order)
     return run_suite("interactions", frame, suite, INTERACTION_KEYS,
                      _fields(frame, S.INTERACTIONS_SCHEMA), docs_dir)
 

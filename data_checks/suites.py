@@ -42,6 +42,7 @@ def interactions_suite(*, references: bool = False,
                        event_values: Collection[str] | None = None,
                        has_parse_errors: bool = False,
                        has_split: bool = False,
+                       has_order: bool = True,
                        now: datetime | None = None) -> list[gxe.Expectation]:
     """Build the row- and table-level expectations for the canonical interactions table.
 
@@ -56,6 +57,8 @@ def interactions_suite(*, references: bool = False,
         has_parse_errors: whether the frame carries the loader's ``_parse_error`` column.
         has_split: whether the frame carries a published split (``split`` labels): then every
             row needs one of ``SPLIT_LABELS``.
+        has_order: whether the rows carry time: then every row needs a ``ts``. A source
+            without any time or order (every ``ts`` null) passes without one.
         now: the latest acceptable timestamp (default: the current time).
     """
     latest = pd.Timestamp(now or datetime.now(UTC))
@@ -68,7 +71,7 @@ def interactions_suite(*, references: bool = False,
         gxe.ExpectColumnValuesToBeOfType(column=S.RATING, type_="float64"),
         gxe.ExpectColumnValuesToBeOfType(column=S.WEIGHT, type_="float64"),
         *(gxe.ExpectColumnValuesToNotBeNull(column=c)
-          for c in (S.USER_ID, S.ITEM_ID, S.TS, S.WEIGHT)),
+          for c in (S.USER_ID, S.ITEM_ID, *((S.TS,) if has_order else ()), S.WEIGHT)),
         *(gxe.ExpectColumnValueLengthsToBeBetween(column=c, min_value=1, max_value=ID_MAX_LENGTH)
           for c in (S.USER_ID, S.ITEM_ID)),
         gxe.ExpectColumnValueLengthsToBeBetween(column=S.EVENT, min_value=1,

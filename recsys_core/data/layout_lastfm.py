@@ -2,7 +2,9 @@
 
 user_artists: tab-separated ``userID artistID weight`` (the play count becomes ``weight``,
 ``event`` is ``play``); the header line may be missing, fields may be padded with spaces and
-lines may end in CRLF. There are no timestamps: file order becomes synthetic timestamps.
+lines may end in CRLF. There are no timestamps and no order (the file lists each user's
+artists by artist ID), so ``ts`` is null: file order as synthetic time would teach the
+sequence models to predict higher artist IDs.
 artists: ``id name url pictureURL`` with a header; the name is the title. When
 ``colakg_llm_artist_text/`` is present (``item_map.txt``: ``<artistID> <index>`` lines,
 ``llm_response_item.json``: index -> description), an artist's description becomes its text.
@@ -57,7 +59,7 @@ def _plays(path: Path) -> pl.DataFrame:
     return P.assemble(raw, {
         S.USER_ID: P.as_text("userID"),
         S.ITEM_ID: P.as_text("artistID"),
-        S.TS: P.synthetic_timestamps(),
+        S.TS: P.no_timestamps(),
         S.EVENT: P.Parsed(pl.lit(_EVENT)),
         S.WEIGHT: P.as_float(raw, "weight", S.WEIGHT),
     }, S.INTERACTIONS_SCHEMA)

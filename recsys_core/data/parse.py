@@ -21,8 +21,8 @@ from recsys_core.data.errors import DataError
 from recsys_core.data.files import ENCODING_ERROR, ROW, read_table
 
 __all__ = ["ENCODING_ERROR", "META_COLUMNS", "PARSE_ERROR", "ROW", "Parsed", "as_categories",
-           "as_float", "as_text", "as_timestamp", "assemble", "first_present", "read_table",
-           "require", "require_scalar", "strip_meta", "synthetic_timestamps"]
+           "as_float", "as_text", "as_timestamp", "assemble", "first_present", "no_timestamps",
+           "read_table", "require", "require_scalar", "strip_meta", "synthetic_timestamps"]
 
 PARSE_ERROR = "_parse_error"
 META_COLUMNS = (ROW, PARSE_ERROR)
@@ -138,6 +138,15 @@ def synthetic_timestamps(offset: int = 0) -> Parsed:
             several files hold one table in order).
     """
     return Parsed(pl.from_epoch(pl.col(ROW) + offset, time_unit="s").cast(_DATETIME))
+
+
+def no_timestamps() -> Parsed:
+    """Null timestamps, for a source whose rows have no time and no order.
+
+    The sequence models then read each user's items as a set (a new random order every
+    epoch) instead of an order the file happens to be sorted in.
+    """
+    return Parsed(pl.lit(None, dtype=_DATETIME))
 
 
 def as_categories(frame: pl.DataFrame, column: str, ignore: tuple[str, ...] = (),

@@ -240,7 +240,7 @@ def test_lastfm(tmp_path: Path, header: bool) -> None:
     assert inter[S.ITEM_ID].to_list() == ["51", "52", "65", "51"]
     assert inter[S.WEIGHT].to_list() == [13883.0, 11690.0, 170.0, 316.0]
     assert inter[S.EVENT].to_list() == ["play"] * 4
-    assert inter[S.TS].is_sorted() and inter[S.TS].n_unique() == 4
+    assert inter[S.TS].null_count() == 4  # no time, no order: not file order
     assert inter[PARSE_ERROR].null_count() == 4
     assert data.items[S.TITLE].to_list() == ["Duran Duran", "Morcheeba", '"Weird" Al']
     assert data.items[S.TEXT].null_count() == 3

@@ -144,6 +144,17 @@ def test_split_labels_are_optional_and_one_key_keeps_one_label() -> None:
     assert report.bad_rows.rows() == [(0, "superseded")]  # the later label wins
 
 
+def test_time_is_all_or_nothing() -> None:
+    """A source without time (every ts null) passes and keeps every row; where rows do carry
+    time, a row without it is quarantined."""
+    timeless = [(u, i, None, r) for u, i, _, r in GOOD]
+    report = check_interactions(interactions(timeless), items(["i1", "i2"]))
+    assert report.success and report.bad_rows.is_empty() and report.row_count == 3
+    mixed = check_interactions(interactions([*GOOD, ("u2", "i2", None, 1.0)]),
+                               items(["i1", "i2"]))
+    assert mixed.bad_rows.rows() == [(3, "expect_column_values_to_not_be_null(ts)")]
+
+
 @pytest.fixture
 def messy_dir(tmp_path: Path) -> Path:
     (tmp_path / "interactions.csv").write_text(

@@ -11,6 +11,7 @@ import pytest
 from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
+from recsys_core.data.interactions import InteractionData
 from recsys_core.warehouse import (
     FeatureConfig,
     Features,
@@ -222,6 +223,25 @@ def test_features_event_weights_and_time_decay(tmp_path: Path) -> None:
         FeatureConfig(half_life_days=7)
     with pytest.raises(ValueError):
         FeatureConfig(half_life_days=0)
+
+
+def test_a_source_without_time_keeps_null_ts_and_trains_unordered(tmp_path: Path) -> None:
+    """Null ``ts`` (a source with no order, such as Last.fm HetRec) survives the warehouse and
+    the features, time decay leaves its weights alone, and its training data has no times:
+    the sequence models must not read an invented order."""
+    base = make_dataset()
+    timeless = base.interactions.with_columns(pl.lit(None, dtype=S.INTERACTIONS_SCHEMA[S.TS])
+                                              .alias(S.TS))
+    wh = Warehouse(tmp_path / "wh.duckdb")
+    snap = wh.load(Dataset("timeless", timeless, base.items))
+    assert wh.interactions(snap)[S.TS].null_count() == 4
+    features = build_features(wh, snap, FeatureConfig(half_life_days=10))
+    assert features.interactions.height == 4 and features.interactions[S.TS].null_count() == 4
+    assert features.interactions[S.WEIGHT].to_list() == \
+        build_features(wh, snap).interactions[S.WEIGHT].to_list()
+    data = InteractionData.from_frame(features.interactions, features.user_vocab,
+                                      features.item_vocab)
+    assert data.times is None and data.matrix.nnz == 4
 
 
 def increment() -> Dataset:
