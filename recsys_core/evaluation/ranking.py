@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 
 def exclude_seen(values: np.ndarray, seen: sp.csr_matrix, rows: np.ndarray) -> None:
@@ -22,7 +23,9 @@ def exclude_seen(values: np.ndarray, seen: sp.csr_matrix, rows: np.ndarray) -> N
 def top_k(values: np.ndarray, k: int) -> np.ndarray:
     """Return the ``k`` best columns per row, best first; ``-1`` past the finite ones.
 
-    Uses ``np.argpartition``, then sorts the survivors by score. Ties always go to the lower
+    Uses ``torch.topk`` (several times faster than ``np.argpartition`` on one thread; the
+    fusion tuner calls this a few hundred times per carve), then sorts the survivors by
+    score. Ties always go to the lower
     item index (also at the K-th place), so a row's list depends only on that row's scores.
     NaN and -inf never count as recommended.
 
@@ -43,7 +46,8 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
     if width == 0 or n_rows == 0:
         return out
     if width < n_items:
-        chosen = np.argpartition(values, n_items - width, axis=1)[:, n_items - width:]
+        chosen = torch.topk(torch.from_numpy(np.ascontiguousarray(values)), width, dim=1,
+                            sorted=False).indices.numpy()
         _break_ties_low(values, chosen)
     else:
         chosen = np.broadcast_to(np.arange(n_items), (n_rows, n_items))

@@ -34,13 +34,14 @@ from recsys_core.data.interactions import InteractionData
 from recsys_core.evaluation.metrics import per_user
 from recsys_core.evaluation.ranking import exclude_seen, top_k
 from recsys_core.fusion.normalise import Normaliser, normalise
-from recsys_core.fusion.weighted import FusionConfig, WeightedFusion, combine_normalised
+from recsys_core.fusion.weighted import FilledBlocks, FusionConfig, WeightedFusion
 
 log = logging.getLogger(__name__)
 
 NORMALISERS: tuple[Normaliser, ...] = ("zscore",)  # searched; see the module docstring
 MISSING = ("mean", "min")
 MAX_CELLS = 120_000_000  # validation users x items x sources held in memory while tuning
+# (float32 each, plus a one-byte mask for the sources that cannot score every item)
 SCALES = (0.0, 0.25, 0.5, 0.75, 1.5, 2.0, 4.0)  # coordinate ascent: a weight times these
 SWEEPS = 2
 MIN_GAIN_SE = 2.0  # a kept gain must clear this many standard errors (see ``clears``)
@@ -103,7 +104,8 @@ class _Objective:
                 raise ValueError("validation split has no users with interactions")
             users = fit.users.id(rows)
             raw = {name: carve.fusion.sources[name].score(users).values for name in names}
-            normed = {method: {name: normalise(values, method) for name, values in raw.items()}
+            normed = {method: FilledBlocks({name: normalise(values, method)
+                                            for name, values in raw.items()})
                       for method in NORMALISERS}
             self.parts.append((fit, rows, normed, validation.matrix[rows]))
         self.names = names
@@ -116,7 +118,7 @@ class _Objective:
     def __call__(self, config: FusionConfig) -> PerUser:
         out = []
         for fit, rows, normed, relevant in self.parts:
-            fused = combine_normalised(normed[config.normaliser], config)
+            fused = normed[config.normaliser].combine(config)
             exclude_seen(fused, fit.matrix, rows)
             out.append(per_user(top_k(fused, self.k), relevant, self.k)["ndcg"])
         return out

@@ -29,7 +29,7 @@ from recsys_core.deep.text_similarity import TextSimilarity
 from recsys_core.deep.torch_utils import unit_rows
 from recsys_core.evaluation.ranking import top_k
 from recsys_core.fusion.normalise import normalise
-from recsys_core.fusion.weighted import WeightedFusion, weighted_parts
+from recsys_core.fusion.weighted import FilledBlocks, WeightedFusion
 from recsys_core.model.folder import META_FILE, MODEL_FILE
 from recsys_core.model.recommendation import Recommendation
 from recsys_core.scoring import History
@@ -330,14 +330,9 @@ class HybridRecommender:
         Returns the fused (n, n_items) block and the terms.
         """
         config = self.fusion.config
-        normed = {name: normalise(values, config.normaliser) for name, values in raw.items()}
-        parts = weighted_parts(normed, config)
-        if not parts:
-            raise ValueError("fusion has no source with a non-zero weight")
-        total = sum(parts.values()) + config.bias
-        finite = np.logical_or.reduce([np.isfinite(normed[name]) for name in parts])
-        total = np.where(finite, total, np.nan).astype(np.float32)
-        return total, parts
+        blocks = FilledBlocks({name: normalise(values, config.normaliser)
+                               for name, values in raw.items()})
+        return blocks.combine(config), blocks.parts(config)
 
     def _ranked(self, total: np.ndarray, parts: Mapping[str, np.ndarray], k: int,
                 excluded: np.ndarray | None) -> list[Recommendation]:

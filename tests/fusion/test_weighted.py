@@ -8,7 +8,7 @@ from recsys_core.cf.ease import EASE, EASEConfig
 from recsys_core.cf.popular import MostPop
 from recsys_core.data.vocab import Vocabulary
 from recsys_core.fusion.normalise import normalise
-from recsys_core.fusion.weighted import FusionConfig, WeightedFusion, combine, combine_normalised
+from recsys_core.fusion.weighted import FilledBlocks, FusionConfig, WeightedFusion, combine
 from recsys_core.scoring import Scorer
 from tests.fusion.helpers import ExplodingScorer, FixedScorer, make_data, random_pairs
 from tests.scorer_contract import ScorerContract
@@ -101,19 +101,46 @@ def test_weight_naming_an_absent_block_raises() -> None:
     with pytest.raises(ValueError, match="b"):
         combine({"a": block([1, 2])}, config)
     with pytest.raises(ValueError, match="b"):
-        combine_normalised({"a": block([0, 1])}, config)
+        FilledBlocks({"a": block([0, 1])}).combine(config)
 
 
-def test_combine_equals_combine_normalised_of_normalised() -> None:
+def _reference(normed: dict[str, np.ndarray], config: FusionConfig) -> np.ndarray:
+    """The fusion formula cell by cell: bias + sum of w * (score, or the row's fill)."""
+    out = np.full(next(iter(normed.values())).shape, np.nan)
+    for u, i in np.ndindex(out.shape):
+        if not any(np.isfinite(normed[n][u, i]) for n, w in config.weights.items() if w):
+            continue
+        out[u, i] = config.bias
+        for name, weight in config.weights.items():
+            row = normed[name][u]
+            seen = row[np.isfinite(row)]
+            fill = 0.0 if not len(seen) else (seen.mean() if config.missing == "mean"
+                                              else seen.min())
+            out[u, i] += weight * (row[i] if np.isfinite(row[i]) else fill)
+    return out
+
+
+def test_filled_blocks_follow_the_formula_under_every_config() -> None:
     rng = np.random.default_rng(3)
     raw = {n: rng.normal(size=(5, 8)).astype(np.float32) for n in "abc"}
     raw["b"][rng.random((5, 8)) < 0.3] = NAN
+    raw["b"][2] = NAN  # a row source b cannot score at all: it fills 0
+    raw["c"][:, 3] = NAN
     for normaliser in ("zscore", "rank", "minmax"):
+        normed = {n: normalise(v, normaliser) for n, v in raw.items()}
+        blocks = FilledBlocks(normed)
         for missing in ("mean", "min"):
             config = FusionConfig(weights={"a": 0.2, "b": 0.5, "c": 0.0}, bias=-1.0,
                                   normaliser=normaliser, missing=missing)
-            normed = {n: normalise(v, normaliser) for n, v in raw.items()}
-            np.testing.assert_allclose(combine(raw, config), combine_normalised(normed, config))
+            fused = blocks.combine(config)
+            np.testing.assert_allclose(fused, _reference(normed, config), rtol=1e-5,
+                                       atol=1e-6)
+            np.testing.assert_allclose(combine(raw, config), fused)
+            parts = blocks.parts(config)
+            assert sorted(parts) == ["a", "b"]
+            np.testing.assert_allclose(sum(parts.values()) + config.bias, fused, rtol=1e-6)
+        only_b_c = FusionConfig(weights={"b": 1.0, "c": 1.0})  # both NaN at [2, 3] only
+        assert np.flatnonzero(np.isnan(blocks.combine(only_b_c)).ravel()).tolist() == [19]
 
 
 # --- FusionConfig ----------------------------------------------------------------------------
