@@ -26,7 +26,10 @@ from pydantic import Field
 from recsys_core.data.interactions import InteractionData
 from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
 
-_TOKEN = re.compile(r"[a-z0-9]+")
+_TOKEN = re.compile(r"\w+")  # any script: 639 Last.fm artists have no Latin letter
+_NO_FEATURES = "none"
+"""The feature of an item with no title token or category (``#####``, ``!!!``): LightFM
+cannot normalise an all-zero feature row, and without identity features it would be empty."""
 
 
 class BiVAEConfig(ScorerConfig):
@@ -108,7 +111,7 @@ class LightFMPeer(Scorer[LightFMConfig]):
             feats = {f"t:{w}" for w in _TOKEN.findall(str(title).lower())}
             if self.categories is not None:
                 feats |= {f"c:{c.strip().lower()}" for c in self.categories[i] if c.strip()}
-            rows.append((i, sorted(feats)))
+            rows.append((i, sorted(feats) or [_NO_FEATURES]))
         return rows
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
