@@ -25,9 +25,8 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
 
     Uses ``torch.topk`` (several times faster than ``np.argpartition`` on one thread; the
     fusion tuner calls this a few hundred times per carve), then sorts the survivors by
-    score. Ties always go to the lower
-    item index (also at the K-th place), so a row's list depends only on that row's scores.
-    NaN and -inf never count as recommended.
+    score. Ties always go to the lower item index (also at the K-th place), so a row's list
+    depends only on that row's scores. NaN and -inf never count as recommended.
 
     Args:
         values: float (n_rows, n_items) scores.
