@@ -64,6 +64,25 @@ def training(protocol: str, k: Sequence[str] | None, trials: int | None) -> list
     return ks
 
 
+def protocol_data(data: str, protocol: str) -> None:
+    """Refuse a protocol that orders interactions by time on data that has no times.
+
+    Args:
+        data: ``--data``, already checked by ``dataset``.
+        protocol: ``--protocol``, already checked by ``training``.
+
+    Raises:
+        BadInput: ``leave_last`` or ``temporal`` on data without interaction times (such
+            as Last.fm HetRec).
+    """
+    from recsys_core.data.loaders import has_times
+    from recsys_core.evaluation.splits import TIMED_PROTOCOLS
+
+    if protocol in TIMED_PROTOCOLS and not has_times(data):
+        raise BadInput(f"--protocol {protocol}: {data} has no interaction times to order "
+                       "by (use stratified or cold_items)")
+
+
 def encoder(name_or_path: str) -> None:
     """Check that an encoder resolves to model files here (packaged, local or cached).
 

@@ -100,6 +100,7 @@ def train(
 
     _check(lambda: checks.dataset(data))
     ks = _check(lambda: checks.training(protocol, k, trials))
+    _check(lambda: checks.protocol_data(data, protocol))
     _check(lambda: checks.encoder(encoder or get_settings().encoder))
     with session("train", verbose) as run:
         from flows.train import train_flow

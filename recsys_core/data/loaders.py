@@ -22,6 +22,7 @@ from recsys_core.data import (
     layout_movielens,
     layout_recbole,
 )
+from recsys_core.data import schema as S
 from recsys_core.data.dataset import Dataset
 from recsys_core.data.errors import DataError
 from recsys_core.data.files import preview
@@ -30,8 +31,8 @@ from recsys_core.data.parse import META_COLUMNS, PARSE_ERROR, ROW, strip_meta
 from recsys_core.data.synthetic import SyntheticConfig, generate
 
 __all__ = ["LAYOUTS", "META_COLUMNS", "PARSE_ERROR", "ROW", "SYNTHETIC", "DataError", "Layout",
-           "check_dataset", "detect_layout", "load_dataset", "read_dataset", "strip_meta",
-           "synthetic_config"]
+           "check_dataset", "detect_layout", "has_times", "load_dataset", "read_dataset",
+           "strip_meta", "synthetic_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,10 +120,27 @@ def check_dataset(data: str, records: int = 1000) -> str:
     """
     if data == SYNTHETIC or _synthetic_size(data) is not None:
         return SYNTHETIC
+    return _preview(data, records)[0].name
+
+
+def has_times(data: str, records: int = 1000) -> bool:
+    """Whether ``data``'s interactions carry times, judged on a preview as ``check_dataset``.
+
+    A layout without any (Last.fm HetRec) gives every row a null ``ts``.
+
+    Args:
+        data: as for ``read_dataset``.
+        records: records read per file.
+    """
+    if data == SYNTHETIC or _synthetic_size(data) is not None:
+        return True
+    return bool(_preview(data, records)[1].interactions[S.TS].is_not_null().any())
+
+
+def _preview(data: str, records: int) -> tuple[Layout, Dataset]:
     layout = detect_layout(data)
     with preview(records), _silenced(logging.getLogger("recsys_core.data")):
-        layout.load(Path(data).expanduser().resolve())
-    return layout.name
+        return layout, layout.load(Path(data).expanduser().resolve())
 
 
 def _synthetic_size(data: str) -> int | None:

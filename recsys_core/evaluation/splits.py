@@ -23,6 +23,8 @@ GIVEN = "given"
 DRAWN_PROTOCOLS: tuple[str, ...] = ("stratified", "temporal", "leave_last", "cold_items")
 """The protocols that draw a split themselves (seeded where random)."""
 PROTOCOLS: tuple[str, ...] = (*DRAWN_PROTOCOLS, GIVEN)
+TIMED_PROTOCOLS: tuple[str, ...] = ("temporal", "leave_last")
+"""The protocols that order interactions by ``ts`` (data without times cannot use them)."""
 DEFAULT_TEST_FRACTION = 0.25
 DEFAULT_COLD_FRACTION = 0.2
 REASON = "reason"

@@ -15,8 +15,10 @@ from recsys_core.data.loaders import (
     DataError,
     check_dataset,
     detect_layout,
+    has_times,
     load_dataset,
 )
+from tests.data.test_layouts import lastfm_files
 
 CANONICAL_INTERACTIONS = [*S.INTERACTIONS_SCHEMA, ROW, PARSE_ERROR]
 CANONICAL_ITEMS = [*S.ITEMS_SCHEMA, ROW, PARSE_ERROR]
@@ -238,3 +240,12 @@ def test_check_dataset_parses_the_synthetic_size() -> None:
     assert check_dataset("synthetic") == check_dataset("synthetic:500") == "synthetic"
     with pytest.raises(ValueError, match="synthetic:N with N >= 100"):
         check_dataset("synthetic:lots")
+
+
+def test_has_times_tells_timed_data_from_a_source_without_order(tmp_path: Path) -> None:
+    (tmp_path / "timed").mkdir()
+    write(tmp_path / "timed" / "interactions.csv", "user_id,item_id,timestamp\nu,i,1\n")
+    write(tmp_path / "timed" / "items.csv", "item_id,title\ni,I\n")
+    (tmp_path / "lastfm").mkdir()
+    assert has_times("synthetic") and has_times(str(tmp_path / "timed"))
+    assert not has_times(str(lastfm_files(tmp_path / "lastfm", header=False)))

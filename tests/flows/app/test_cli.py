@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from flows.app import console
 from flows.app.cli import app
+from tests.data.test_layouts import lastfm_files
 from tests.lifecycle.builders import no_requirement_inference
 from tests.tiny_bert import build_tiny_model
 
@@ -44,6 +45,8 @@ def dataset(folder: Path, interactions_header: str = "user_id,item_id,timestamp"
      r"timestamp\)$"),
     ("missing encoder", ["--encoder", "{tmp}/models/bert"], r"bert': no such folder$"),
     ("bad protocol", ["--protocol", "sideways"], r"--protocol: unknown protocol 'sideways'"),
+    ("protocol needs times", ["--data", "{lastfm}", "--protocol", "leave_last"],
+     r"--protocol leave_last: .*lastfm has no interaction times to order by"),
     ("bad k", ["--k", "10,0"], r"bad cut-off '0': use integers >= 1"),
     ("bad option value", ["--trials", "many"],
      r"Invalid value for '--trials'.* \(see `recsys train --help`\)$"),
@@ -51,8 +54,11 @@ def dataset(folder: Path, interactions_header: str = "user_id,item_id,timestamp"
 def test_bad_input_is_one_line_on_stderr_before_prefect_starts(
         tmp_path: Path, case: str, args: list[str], expected: str) -> None:
     data = dataset(tmp_path / "data", "user,item_id,timestamp")
+    (tmp_path / "lastfm").mkdir()
+    lastfm = lastfm_files(tmp_path / "lastfm", header=True)  # no times at all
     home = tmp_path / "home"
-    done = recsys(home, "train", *[a.format(tmp=tmp_path, data=data) for a in args])
+    done = recsys(home, "train", *[a.format(tmp=tmp_path, data=data, lastfm=lastfm)
+                                   for a in args])
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
     lines = done.stderr.splitlines()
