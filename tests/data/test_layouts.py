@@ -224,6 +224,7 @@ def test_amazon_scientific(shared_data: Path) -> None:
 # --- Last.fm HetRec -------------------------------------------------------------------
 
 def lastfm_files(directory: Path, header: bool) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
     plays = "2\t51\t13883\r\n2\t52\t11690\r\n61\t65  \t170\r\n61\t51\t    316\r\n"
     write(directory / "user_artists.dat", ("userID\tartistID\tweight\r\n" if header else "")
           + plays)

@@ -54,7 +54,6 @@ def dataset(folder: Path, interactions_header: str = "user_id,item_id,timestamp"
 def test_bad_input_is_one_line_on_stderr_before_prefect_starts(
         tmp_path: Path, case: str, args: list[str], expected: str) -> None:
     data = dataset(tmp_path / "data", "user,item_id,timestamp")
-    (tmp_path / "lastfm").mkdir()
     lastfm = lastfm_files(tmp_path / "lastfm", header=True)  # no times at all
     home = tmp_path / "home"
     done = recsys(home, "train", *[a.format(tmp=tmp_path, data=data, lastfm=lastfm)
