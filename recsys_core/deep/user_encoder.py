@@ -262,7 +262,12 @@ def encode(net: SequenceNet, items: torch.Tensor, sequences: list[np.ndarray], m
     else:
         owners = [u for u, s in enumerate(sequences) for _ in range(0, len(s), max_len)]
         chunks = [s[i:i + max_len] for s in sequences for i in range(0, len(s), max_len)]
-    owner = torch.tensor(owners, dtype=torch.long, device=items.device)
+    # Batches of similar lengths, each padded to its longest: short histories would
+    # otherwise be padded to the longest of a random batch (about max_len).
+    order = np.argsort([len(c) for c in chunks], kind="stable")
+    chunks = [chunks[i] for i in order]
+    owner = torch.tensor(owners, dtype=torch.long, device=items.device)[
+        torch.from_numpy(order).to(items.device)]
     for start in range(0, len(chunks), batch):
         part = chunks[start:start + batch]
         index, lengths = pad(part, max(len(c) for c in part), len(items))

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
+import torch
 
 from recsys_core.data.interactions import InteractionData
 from recsys_core.data.vocab import Vocabulary
-from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig
+from recsys_core.deep.user_encoder import SequenceNet, UserEncoder, UserEncoderConfig, encode
 from recsys_core.scoring import Scorer, TrainOptions
 from tests.scorer_contract import ScorerContract, checkerboard
 
@@ -151,3 +153,20 @@ def test_warm_start_continues_from_a_model_trained_on_less() -> None:
             for name, model in (("cold", cold), ("warm", warm))}
     assert hits["warm"] > 0.9 > hits["cold"] + 0.3
     assert warm._start is None  # the starting weights are not kept in the trained model
+
+
+@pytest.mark.parametrize("readout", ["last", "history"])
+def test_encoding_in_batches_equals_encoding_each_user_alone(readout: str) -> None:
+    # batches are regrouped by length: every vector must still reach its own user
+    config = UserEncoderConfig(dim=16, text_hidden=16, max_len=20, dropout=0.0)
+    torch.manual_seed(0)
+    net = SequenceNet(100, 8, config).eval()
+    rng = np.random.default_rng(0)
+    sequences = [rng.integers(0, 100, rng.integers(0, 60)) for _ in range(120)]
+    items = torch.randn(100, 16)
+    with torch.no_grad():
+        together = encode(net, items, sequences, 20, readout, batch=37)  # type: ignore[arg-type]
+        alone = torch.cat([encode(net, items, [s], 20, readout)  # type: ignore[arg-type]
+                           for s in sequences])
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert not together[[len(s) == 0 for s in sequences]].any()
