@@ -50,12 +50,10 @@ def features(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def promotion_run(tmp_path_factory):
-    """A ``TrainedRun`` (tests/lifecycle/builders.py); MLflow's pip-requirement inference is off
-    while the requesting module runs."""
-    from tests.lifecycle.builders import build_run, no_requirement_inference
+    """A ``TrainedRun`` (tests/lifecycle/builders.py)."""
+    from tests.lifecycle.builders import build_run
 
-    with no_requirement_inference():
-        yield build_run(tmp_path_factory.mktemp("promotion"))
+    return build_run(tmp_path_factory.mktemp("promotion"))
 
 
 @pytest.fixture(scope="module")

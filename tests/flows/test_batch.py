@@ -12,15 +12,14 @@ from recsys_core.config import get_settings
 from recsys_core.lifecycle import promotion, registry
 from recsys_core.lifecycle.batch import TABLE
 from recsys_core.warehouse.store import Warehouse
-from tests.lifecycle.builders import STRONG, build_run, no_requirement_inference, unique_settings
+from tests.lifecycle.builders import STRONG, build_run, unique_settings
 
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory):
     run = build_run(tmp_path_factory.mktemp("batch-flow"))
     settings = unique_settings()
-    with no_requirement_inference():
-        run.register(run.train(STRONG), settings)
+    run.register(run.train(STRONG), settings)
     promotion.challenge(settings)
     return settings
 

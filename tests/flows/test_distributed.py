@@ -13,7 +13,7 @@ from recsys_core.embed.cache import EmbeddingCache
 from recsys_core.fusion.weighted import FusionConfig
 from recsys_core.lifecycle import promotion
 from recsys_core.scoring import TrainOptions
-from tests.lifecycle.builders import STRONG, K, build_run, no_requirement_inference, unique_settings
+from tests.lifecycle.builders import STRONG, K, build_run, unique_settings
 
 SOURCES = {"als": STRONG["als"], "itemknn": {}, "text": {}}
 
@@ -83,8 +83,7 @@ def test_batch_shards_on_dask_equal_local(prefect_harness, run, on, monkeypatch)
     settings = unique_settings()
     monkeypatch.setenv("RECSYS_MODEL_NAME", settings.model_name)
     settings = get_settings()
-    with no_requirement_inference():
-        run.register(run.train(STRONG), settings)
+    run.register(run.train(STRONG), settings)
     promotion.challenge(settings)
     frames = {}
     for runner in ("local", "dask"):

@@ -47,8 +47,6 @@ CHILD = """
 import json, sys
 from flows.app.env import apply_defaults
 apply_defaults()
-import mlflow.models
-mlflow.models.infer_pip_requirements = lambda *a, fallback=None, **k: list(fallback or [])
 from flows.train import train_flow
 train_flow.with_options(flow_run_name=sys.argv[2])(**json.loads(sys.argv[1]))
 """

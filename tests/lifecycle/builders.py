@@ -8,13 +8,8 @@ weak popularity-only one, both evaluated on the same test part.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import mlflow
-import pytest
 
 from recsys_core import pipeline
 from recsys_core.config import Settings
@@ -89,11 +84,3 @@ def unique_settings() -> Settings:
     """Settings (the session's store) with a fresh registered-model name."""
     return Settings(model_name=f"test-{uuid.uuid4().hex[:10]}")
 
-
-@contextmanager
-def no_requirement_inference() -> Iterator[None]:
-    """Skip MLflow's pip-requirement inference (a ~4 s subprocess per logged model)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mlflow.models, "infer_pip_requirements",
-                      lambda *args, fallback=None, **kwargs: list(fallback or []))
-        yield

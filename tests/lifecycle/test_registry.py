@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import uuid
 from pathlib import Path
 
@@ -37,15 +38,6 @@ TAGS = {"snapshot_id": "snap-1", "dataset": "synthetic", "protocol": "stratified
 REPORT = {"dataset": "synthetic", "protocol": "stratified", "k": 10,
           "models": {"fused": {"ndcg@10": 0.31, "precision@10": 0.12, "coverage@10": 0.5},
                      "ease": {"ndcg@10": 0.25, "precision@10": 0.1, "coverage@10": 0.4}}}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def no_requirement_inference():
-    """Skip MLflow's pip-requirement inference (a ~4 s subprocess per logged model)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mlflow.models, "infer_pip_requirements",
-                      lambda *args, fallback=None, **kwargs: list(fallback or []))
-        yield
 
 
 def unique_settings() -> Settings:
@@ -334,3 +326,17 @@ def test_purge_deletes_artifacts_and_aliases_and_keeps_the_record(model, model_d
     mlc.set_model_version_tag(name, second.version, "previous_champion", first.version)
     with pytest.raises(LookupError, match="purged by erasure audit-1"):
         registry.rollback(settings)
+
+
+def test_logged_requirements_are_pinned_and_cover_what_mlflow_would_infer(two_versions) -> None:
+    settings, _, second = two_versions
+    registry.client(settings)
+    uri = f"models:/{settings.model_name}/{second.version}"
+    local = mlflow.artifacts.download_artifacts(uri)
+    listed = (Path(local) / "requirements.txt").read_text().split()
+    pins = dict(line.split("==") for line in listed)
+    assert set(registry.MODEL_REQUIREMENTS) | {"mlflow"} == set(pins)
+    assert pins["recsys-hybrid"] == importlib.metadata.version("recsys-hybrid")
+    # MLflow's own inference loads the model in a subprocess and lists what it imported.
+    inferred = mlflow.models.infer_pip_requirements(local, "python_function")
+    assert {line.split("==")[0] for line in inferred} <= set(pins)

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 from flows.app import console
 from flows.app.cli import app
 from tests.data.test_layouts import lastfm_files
-from tests.lifecycle.builders import no_requirement_inference
 from tests.tiny_bert import build_tiny_model
 
 BIN = Path(sys.executable).parent
@@ -131,10 +130,9 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
 def test_train_shows_the_board_the_table_and_where_things_are_then_status(
         prefect_harness, home: Path, tiny_encoder: str, tmp_path: Path) -> None:
     report = tmp_path / "r.json"
-    with no_requirement_inference():
-        result = CliRunner().invoke(app, [
-            "train", "--data", "synthetic:1500", "--k", "5", "--trials", "2",
-            "--encoder", tiny_encoder, "--report", str(report)])
+    result = CliRunner().invoke(app, [
+        "train", "--data", "synthetic:1500", "--k", "5", "--trials", "2",
+        "--encoder", tiny_encoder, "--report", str(report)])
     assert result.exit_code == 0, result.output
     board = result.stderr.splitlines()
     labels = [line[2:24].strip() for line in board]

@@ -31,7 +31,6 @@ from tests.lifecycle.builders import (
     STRONG,
     TOP_K,
     build_run,
-    no_requirement_inference,
     unique_settings,
 )
 
@@ -64,8 +63,7 @@ def registered(tmp_path_factory):
     """A trained run and the settings its version (never promoted) is registered under."""
     run = build_run(tmp_path_factory.mktemp("serve"))
     settings = unique_settings()
-    with no_requirement_inference():
-        run.register(run.train(STRONG), settings)
+    run.register(run.train(STRONG), settings)
     return run, settings
 
 
