@@ -21,6 +21,7 @@ from flows.app.env import apply_defaults
 apply_defaults()  # before Prefect or MLflow is imported
 
 from flows.app import checks  # noqa: E402  (after the environment defaults)
+from flows.app.api import local_api_starting  # noqa: E402
 from flows.app.console import session  # noqa: E402
 
 T = TypeVar("T")
@@ -103,7 +104,8 @@ def train(
     _check(lambda: checks.protocol_data(data, protocol))
     _check(lambda: checks.encoder(encoder or get_settings().encoder))
     with session("train", verbose) as run:
-        from flows.train import train_flow
+        with local_api_starting():
+            from flows.train import train_flow
 
         result = train_flow(data=data, protocol=protocol, k=ks, encoder=encoder,
                             register_model=register, trials=trials,
@@ -131,7 +133,8 @@ def ingest(
     """Validate a dataset and load it into the warehouse; print rows per table."""
     _check(lambda: checks.dataset(data))
     with session("ingest", verbose) as run:
-        from flows.ingest import ingest_flow
+        with local_api_starting():
+            from flows.ingest import ingest_flow
 
         result = ingest_flow(data=data, append=append)
     typer.echo(f"snapshot {result.snapshot_id} of {result.dataset}")
@@ -152,7 +155,8 @@ def batch(
     """Write every user's top-k from a registered version to Parquet and the warehouse."""
     _check(lambda: checks.model_version(alias))
     with session("batch", verbose) as run:
-        from flows.batch import batch_flow
+        with local_api_starting():
+            from flows.batch import batch_flow
 
         result = batch_flow(alias=alias, k=k)
     typer.echo(f"version {result.model_version}: top-{k} of {result.users:,} users, "
@@ -201,7 +205,8 @@ def promote(
     """Promote the challenger if it beats the champion on the same data (or roll back)."""
     _check(lambda: checks.model_version("champion" if rollback else "challenger"))
     with session("promote", verbose) as run:
-        from flows.promote import Rollback, promote_flow
+        with local_api_starting():
+            from flows.promote import Rollback, promote_flow
 
         result = promote_flow(margin=margin, k=k, rollback_champion=rollback)
     if isinstance(result, Rollback):
@@ -224,7 +229,8 @@ def forget(
     from recsys_core.lifecycle.erasure import write_request
 
     with session("forget", verbose) as run:
-        from flows.forget import forget_flow
+        with local_api_starting():
+            from flows.forget import forget_flow
 
         # the ids travel in a request file, so they never become flow-run parameters
         result = forget_flow(request=str(write_request(get_settings(), user_ids, reason)),
