@@ -15,7 +15,6 @@ from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
 from recsys_core.lifecycle import history, registry
 from recsys_core.model.hybrid import HybridRecommender
 from tests.fusion.helpers import FixedScorer, make_data, random_pairs
-from tests.lifecycle.builders import no_requirement_inference
 
 TAGS = {"snapshot_id": "s", "validation": "passed", "git_commit": "c", "dataset": "shop",
         "protocol": "temporal"}
@@ -51,12 +50,11 @@ def test_runs_and_versions_with_aliases_and_decisions(settings: Settings,
     model = HybridRecommender(WeightedFusion(FusionConfig(weights={"a": 1.0}),
                                              {"a": FixedScorer(scores)}).train(data), data)
     folder = model.save(tmp_path / "model", meta={"dataset": "shop"})
-    with no_requirement_inference():
-        first = registry.register(model, folder, report(0.20), {}, TAGS, settings)
-        mlc = registry.client(settings)
-        registry.promote(mlc, settings.model_name, first.version, 0.20, None)
-        second = registry.register(model, folder, report(0.15), {}, TAGS, settings)
-        registry.promote(mlc, settings.model_name, second.version, 0.15, 0.20)
+    first = registry.register(model, folder, report(0.20), {}, TAGS, settings)
+    mlc = registry.client(settings)
+    registry.promote(mlc, settings.model_name, first.version, 0.20, None)
+    second = registry.register(model, folder, report(0.15), {}, TAGS, settings)
+    registry.promote(mlc, settings.model_name, second.version, 0.15, 0.20)
 
     assert settings.has_tracking_store
     runs = history.training_runs(settings)
