@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from recsys_core.data.vocab import Vocabulary
-from recsys_core.evaluation import SEGMENTS, build_report, evaluate
 from recsys_core.evaluation import evaluator as E
+from recsys_core.evaluation.evaluator import SEGMENTS, evaluate
 from recsys_core.evaluation.metrics import metric_keys
+from recsys_core.evaluation.report import build_report
 from recsys_core.scoring import Scores
 
 

@@ -8,16 +8,20 @@ import pytest
 from rich.table import Table
 
 from recsys_core.data.dataset import Dataset
-from recsys_core.evaluation import REPORT_KEYS, build_report, evaluate, metrics_table, render_text
+from recsys_core.evaluation.evaluator import evaluate
 from recsys_core.evaluation.metrics import metric_keys
 from recsys_core.evaluation.report import (
+    REPORT_KEYS,
     BestSingle,
     DataSection,
     FusionSection,
     GatedVersion,
     Registered,
     RunReport,
+    build_report,
+    metrics_table,
     render_markdown,
+    render_text,
     run_report,
 )
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys_core.evaluation import evaluate, paired_test
+from recsys_core.evaluation.evaluator import evaluate
+from recsys_core.evaluation.significance import paired_test
 
 
 @pytest.fixture
