@@ -37,8 +37,10 @@ import logging
 import os
 import platform
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -52,12 +54,13 @@ import torch  # noqa: E402
 
 from bench.peers import BiVAEConfig, BiVAEPeer, LightFMConfig, LightFMPeer  # noqa: E402
 from bench.recbole_peers import RecBoleConfig, RecBoleLightGCN, RecBoleSASRec  # noqa: E402
-from recsys_core import pipeline  # noqa: E402
+from recsys_core import pipeline, workers  # noqa: E402
 from recsys_core.cf.ease import EASE  # noqa: E402
 from recsys_core.config import Settings  # noqa: E402
 from recsys_core.data import schema as S  # noqa: E402
 from recsys_core.data.loaders import read_dataset  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
+from recsys_core.runstore import Part  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
 from recsys_core.training import BASELINES, TrainingConfig  # noqa: E402
 from recsys_core.warehouse.store import Warehouse  # noqa: E402
@@ -66,6 +69,7 @@ DATA = Path("/work/shared/data")
 DATASETS = ("ml-latest-small", "amazon-scientific", "lastfm-2k")
 PROTOCOLS = ("stratified", "cold_items", "leave_last")
 METRICS = ("ndcg", "precision", "recall", "map", "hit", "mrr", "coverage")
+TIMINGS_LOCK = threading.Lock()
 PEERS = ("peer_ease", "bivae", "lightfm", "lightfm_features", "recbole_sasrec",
          "recbole_lightgcn")
 
@@ -74,7 +78,8 @@ PEERS = ("peer_ease", "bivae", "lightfm", "lightfm_features", "recbole_sasrec",
 def timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
-    timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
+    with TIMINGS_LOCK:  # the carves' threads add to the same sources' seconds
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - start
 
 
 def has_order(frame: pl.DataFrame) -> bool:
@@ -101,14 +106,20 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
     with timed(timings, "tune_sources"):
         params = pipeline.tune_sources(store, {n: config.sources[n] for n in fused}, options,
                                        trials=args.source_trials, k=10)
-    carve_paths = []  # the flow's order: every source on each carve's fit part
-    for fit_part, _ in store.carves()[:config.carves]:
+
+    def train_carve(fit_part: Part) -> dict[str, str]:
         paths = {}
         for name in fused:
             with timed(timings, f"fit_{name}"):
-                paths[name] = pipeline.train_source(store, name, params[name], fit_part,
-                                                    options, emb)
-        carve_paths.append(paths)
+                paths[name] = str(workers.call(pipeline.train_source, store, name,
+                                               params[name], fit_part, options, emb))
+        return paths
+
+    # as the flow does: the carves side by side, each training in a worker process
+    fits = [fit for fit, _ in store.carves()[:config.carves]]
+    with (timed(timings, "fit (wall)"), workers.pool(len(fits)),
+          ThreadPoolExecutor(len(fits)) as lanes):
+        carve_paths = list(lanes.map(train_carve, fits))
     with timed(timings, "tune_fusion"):
         tuned = pipeline.tune_fusion(store, carve_paths, 10, config.trials, args.seed)
     train_paths = {}

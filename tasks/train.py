@@ -8,7 +8,7 @@ from typing import Any
 from prefect import task
 from prefect.logging import get_run_logger
 
-from recsys_core import pipeline
+from recsys_core import pipeline, workers
 from recsys_core.config import get_settings
 from recsys_core.embed.device import resolve_device
 from recsys_core.evaluation.report import DataSection
@@ -75,10 +75,14 @@ def size_guard(run: str, requested: TrainingConfig) -> TrainingConfig:
 @task(cache_policy=CACHED)
 def train_source(run: str, name: str, params: dict[str, Any], part: Part, seed: int,
                  embeddings: str | None = None) -> str:
-    """Train one source on a part of the run; returns its pickle's path."""
+    """Train one source on a part of the run; returns its pickle's path.
+
+    The training runs in a worker process while the flow has a ``workers.pool`` open.
+    """
     options = TrainOptions(seed=seed, device=resolve_device(get_settings().device).type)
     start = time.perf_counter()
-    path = pipeline.train_source(RunStore(run), name, params, part, options, embeddings)
+    path = workers.call(pipeline.train_source, RunStore(run), name, params, part, options,
+                        embeddings)
     get_run_logger().info("trained %s on %s in %.2fs -> %s (%.1f MB)", name, part,
                           time.perf_counter() - start, path.name, path.stat().st_size / 1e6)
     return str(path)

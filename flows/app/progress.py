@@ -5,7 +5,8 @@ span processor that turns those spans into the board's stages, so tasks and flow
 progress code of their own:
 
 - each task or subflow run directly under the command's flow is a stage; consecutive runs of
-  one task (with the same ``GROUPS`` key: the part sources are trained on) share a stage;
+  one task (with the same ``GROUPS`` key: the part sources are trained on) share a stage, also
+  when groups run side by side (the validation carves), each group in its own stage;
 - the task runs inside a subflow are that stage's progress: documents embedded, users ranked
   (``UNITS``), and the rate;
 - a stage's name and detail come from ``LABELS`` and the task's parameters, read from
@@ -186,8 +187,9 @@ class Board:
             if flow_id == self._root:
                 group = str(parameters[GROUPS[task_name]]) if task_name in GROUPS else ""
                 key = (task_name, group)
-                stage = self.stages[-1] if self.stages else None
-                if stage is None or stage.key != key or stage.closed:
+                stage = next((s for s in reversed(self.stages)
+                              if s.key == key and not s.closed), None)
+                if stage is None:
                     label = LABELS.get(task_name, task_name)
                     stage = self._append(Stage(f"{label} ({group})" if group else label,
                                                DETAILS.get(task_name, "").format(**parameters),
@@ -242,8 +244,8 @@ class Board:
             self._close_all(failed=True)
 
     def _append(self, stage: Stage) -> Stage:
-        for earlier in self.stages:
-            if earlier.ended is not None:
+        for earlier in self.stages:  # a group of the same task may run beside it: left open
+            if earlier.ended is not None and earlier.key[0] != stage.key[0]:
                 self._close(earlier)
         self.stages.append(stage)
         return stage

@@ -72,6 +72,31 @@ def test_board_renders_each_stage_in_aligned_columns() -> None:
     assert all(line.rstrip().endswith("s") for line in lines)
 
 
+def test_groups_running_side_by_side_keep_one_stage_each() -> None:
+    """The carves' sources train in two threads: their runs interleave, and one carve's stage
+    may have nothing running for a moment when the other's begins."""
+    closed = []
+    board = Board(on_close=closed.append)
+    board.flow_started("root", None)
+
+    def source(run: str, name: str, part: str) -> None:
+        board.task_started(run, "root", "train", "train_source", {"name": name, "part": part})
+
+    source("a1", "als", "fit")
+    board.run_ended("a1", "Completed", failed=False)  # fit: nothing running now
+    source("b1", "als", "fit2")
+    source("a2", "ease", "fit")
+    board.run_ended("b1", "Completed", failed=False)
+    source("b2", "ease", "fit2")
+    board.run_ended("a2", "Completed", failed=False)
+    board.run_ended("b2", "Completed", failed=False)
+    assert closed == []  # a later run of either group may still come
+    board.task_started("t", "root", "train", "tune_fusion", {"trials": 2})
+    assert [(s.label, s.describe()) for s in closed] == [
+        ("train sources (fit)", "als, ease"), ("train sources (fit2)", "als, ease")]
+    assert [s.runs for s in closed] == [2, 2]
+
+
 def test_a_stage_still_running_when_the_command_fails_is_failed() -> None:
     board = Board()
     board.begin("start Prefect")

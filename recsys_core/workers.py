@@ -1,0 +1,96 @@
+"""Worker processes that run independent trainings side by side.
+
+Each source trains on one torch thread (``deep.torch_utils.TRAIN_THREADS``), so trainings
+run one after another leave the other cores idle, though the validation carves' sources are
+independent of each other. Threads cannot share them out: dropout and the seeded blocks use
+torch's process-wide random state, so two trainings in one process would not be
+reproducible. ``pool(n)`` opens ``n`` spawned worker processes instead, and ``call`` (from
+any thread) runs a function in one of them while a pool is open, in the caller otherwise. A
+spawned process inherits no state from its caller, and every training seeds itself, so a
+call gives the same result in a worker as in the caller.
+
+What the call logged under ``recsys_core`` is replayed in the caller's thread once it
+returns, so an orchestrator's log handlers (Prefect's attaches records to the task run that
+is current in that thread) see it as if the call had run there.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_pool: ProcessPoolExecutor | None = None  # the open pool, for every thread of the process
+LOGGER = "recsys_core"
+
+
+@contextmanager
+def pool(workers: int) -> Iterator[None]:
+    """Run ``call`` in one of ``workers`` spawned processes within the block.
+
+    The processes are stopped when the block ends. Pools do not nest.
+
+    Args:
+        workers: processes, started when first needed.
+    """
+    global _pool
+    if _pool is not None:
+        raise RuntimeError("a worker pool is already open")
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    _pool = executor
+    try:
+        yield
+    finally:
+        _pool = None
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def call(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker process of the open ``pool``, else here.
+
+    ``fn`` and ``args`` must pickle (``fn`` by reference: a module-level function). An
+    exception raised by ``fn`` is raised here, with the worker's traceback as its cause.
+    """
+    if _pool is None:
+        return fn(*args)
+    result, records = _pool.submit(_logged, fn, args).result()
+    for record in records:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+    return result
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Formatted here: the arguments and a traceback need not pickle.
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+        self.records.append(record)
+
+
+def _logged(fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[T, list[logging.LogRecord]]:
+    """Run in a worker: ``fn(*args)`` and the records it logged at INFO or above."""
+    handler = _Collect()
+    logger = logging.getLogger(LOGGER)
+    logger.addHandler(handler)
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        return fn(*args), handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate

@@ -1,0 +1,79 @@
+"""Worker processes: a call runs in another process, returns or raises what it would here, its
+logs reach the caller, and a training there equals one here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from data_checks.runner import validate_dataset
+from recsys_core import pipeline, workers
+from recsys_core.data.synthetic import SyntheticConfig, generate
+from recsys_core.runstore import RunStore
+from recsys_core.scoring import TrainOptions
+from recsys_core.warehouse.features import build_features
+from recsys_core.warehouse.store import Warehouse
+
+
+def pid_and_log(value: int) -> tuple[int, int]:
+    logging.getLogger("recsys_core.test").info("worker got %d", value)
+    logging.getLogger("recsys_core.test").debug("not replayed: below INFO")
+    return os.getpid(), value * 2
+
+
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_without_a_pool_a_call_runs_here() -> None:
+    assert workers.call(pid_and_log, 3) == (os.getpid(), 6)
+
+
+def test_in_a_pool_a_call_runs_in_a_worker_and_its_log_is_replayed(caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="recsys_core")
+    with workers.pool(2):
+        pid, doubled = workers.call(pid_and_log, 21)
+        with pytest.raises(ValueError, match="bad row 7"):
+            workers.call(fail, "bad row 7")
+    assert pid != os.getpid() and doubled == 42
+    records = [r for r in caplog.records if r.name == "recsys_core.test"]
+    assert [(r.levelno, r.getMessage()) for r in records] == [(logging.INFO, "worker got 21")]
+    assert workers.call(pid_and_log, 1)[0] == os.getpid()  # the pool is closed with its block
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunStore, str]:
+    data = generate(SyntheticConfig(n_users=60, n_items=40, n_interactions=900, seed=5))
+    result = validate_dataset(data, 0.2)
+    warehouse = Warehouse(tmp_path_factory.mktemp("wh") / "w.duckdb")
+    features = build_features(warehouse, warehouse.load(result.dataset, result.quarantine))
+    store = RunStore.prepare(features, "leave_last", 42, tmp_path_factory.mktemp("runs"), 2)
+    vectors = np.random.default_rng(0).normal(size=(len(store.vocabularies()[1]), 8))
+    return store, str(store.save_embeddings(vectors.astype(np.float32), "random"))
+
+
+def test_a_training_in_a_worker_equals_one_here(run) -> None:
+    """Both carves at once in two workers, as the training flow does, against each here."""
+    store, embeddings = run
+    params = {"dim": 16, "blocks": 1, "max_len": 10, "text_hidden": 16, "epochs": 3}
+    options = TrainOptions(seed=3)
+    users = store.vocabularies()[0].ids
+
+    def scores(part: str) -> np.ndarray:
+        path = pipeline.train_source(store, "user_encoder", params, part, options, embeddings)
+        return RunStore.load_scorer(path).score(users).values
+
+    here = {part: scores(part) for part in ("fit", "fit2")}
+    with workers.pool(2), ThreadPoolExecutor(2) as lanes:
+        paths = list(lanes.map(lambda part: workers.call(
+            pipeline.train_source, store, "user_encoder", params, part, options, embeddings),
+            ("fit", "fit2")))
+    for part, path in zip(("fit", "fit2"), paths, strict=True):
+        np.testing.assert_array_equal(RunStore.load_scorer(path).score(users).values,
+                                      here[part])
+    assert np.isfinite(here["fit"]).mean() > 0.5  # real scores, not NaN for unknown users
+    assert not np.array_equal(here["fit"], here["fit2"], equal_nan=True)  # the carves differ
