@@ -32,6 +32,7 @@ RecBole / UniSRec ``<name>.train|valid|test.inter`` files); datasets without one
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -40,7 +41,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,7 +62,7 @@ from recsys_core.data.loaders import read_dataset  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.runstore import Part  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
-from recsys_core.training import BASELINES, TrainingConfig  # noqa: E402
+from recsys_core.training import BASELINES, TrainingConfig, training_chains  # noqa: E402
 from recsys_core.warehouse.store import Warehouse  # noqa: E402
 
 DATA = Path("/work/shared/data")
@@ -107,26 +107,28 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
         params = pipeline.tune_sources(store, {n: config.sources[n] for n in fused}, options,
                                        trials=args.source_trials, k=10)
 
-    def train_carve(fit_part: Part) -> dict[str, str]:
-        paths = {}
-        for name in fused:
-            with timed(timings, f"fit_{name}"):
-                paths[name] = str(workers.call(pipeline.train_source, store, name,
-                                               params[name], fit_part, options, emb))
-        return paths
+    def train_all(names: list[str], parts: list[Part]) -> list[dict[str, str]]:
+        """As the flow does: independent trainings side by side, each in a worker process."""
+        paths: dict[Part, dict[str, str]] = {part: {} for part in parts}
 
-    # as the flow does: the carves side by side, each training in a worker process
-    fits = [fit for fit, _ in store.carves()[:config.carves]]
-    with (timed(timings, "fit (wall)"), workers.pool(len(fits)),
-          ThreadPoolExecutor(len(fits)) as lanes):
-        carve_paths = list(lanes.map(train_carve, fits))
-    with timed(timings, "tune_fusion"):
-        tuned = pipeline.tune_fusion(store, carve_paths, 10, config.trials, args.seed)
-    train_paths = {}
-    for name in fused:  # warm-started from the first carve's fit (pipeline.train_source)
-        with timed(timings, f"train_{name}"):
-            train_paths[name] = pipeline.train_source(store, name, params[name], "train",
-                                                      options, emb)
+        def train_chain(part: Part, chain: list[str]) -> None:
+            for name in chain:
+                with timed(timings, f"{'train' if part == 'train' else 'fit'}_{name}"):
+                    paths[part][name] = str(workers.call(pipeline.train_source, store, name,
+                                                         params[name], part, options, emb))
+
+        workers.side_by_side([functools.partial(train_chain, part, chain)
+                              for chain in training_chains(names) for part in parts],
+                             settings.train_workers)
+        return [{name: paths[part][name] for name in names} for part in parts]
+
+    with workers.pool(settings.train_workers):
+        with timed(timings, "fit (wall)"):
+            carve_paths = train_all(fused, [fit for fit, _ in store.carves()[:config.carves]])
+        with timed(timings, "tune_fusion"):
+            tuned = pipeline.tune_fusion(store, carve_paths, 10, config.trials, args.seed)
+        with timed(timings, "train (wall)"):  # warm-started from the first carve's fit
+            train_paths = train_all(fused, ["train"])[0]
     baselines = {}
     for name in (n for n in config.sources if n in BASELINES):
         with timed(timings, f"train_{name}"):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextvars
+import functools
 import json
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from uuid import UUID
@@ -25,7 +24,7 @@ from recsys_core.config import get_settings
 from recsys_core.evaluation.metrics import cutoffs
 from recsys_core.evaluation.report import RunReport, run_report
 from recsys_core.runstore import Part, RunStore
-from recsys_core.training import BASELINES, TrainingConfig
+from recsys_core.training import BASELINES, TrainingConfig, training_chains
 from tasks.embed import check_encoder
 from tasks.evaluate import publish
 from tasks.ingest import ingest
@@ -82,40 +81,53 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
     with _timed(timings, "embed"):
         embeddings = embed(run, encoder)
 
-    def train_all(names: list[str], part: Part) -> dict[str, str]:
-        paths: dict[str, str] = {}
-        progress = create_progress_artifact(0.0, description=f"sources trained on {part}")
-        assert isinstance(progress, UUID)  # called from sync code: the sync implementation ran
-        for done, name in enumerate(names, start=1):
-            with _timed(timings, f"train_{name}"):
-                paths[name] = train_source(run, name, config.sources[name], part, config.seed,
-                                           embeddings)
-            update_progress_artifact(progress, 100.0 * done / len(names),
-                                     description=f"sources trained on {part}: {done}/{len(names)}")
-            logger.info("%s on %s: %d/%d sources, %.2fs", name, part, done, len(names),
-                        timings[f"train_{name}"])
-        return paths
+    def train_all(names: list[str], parts: list[Part]) -> list[dict[str, str]]:
+        """``names`` trained on each of ``parts``, as paths per part.
+
+        Independent trainings (``training_chains``) run side by side in ``train_workers``
+        threads, each training in a worker process of the open pool.
+        """
+        paths: dict[Part, dict[str, str]] = {part: {} for part in parts}
+        progress = {part: create_progress_artifact(0.0, description=f"sources trained on {part}")
+                    for part in parts}
+        lock = threading.Lock()
+
+        def train_chain(part: Part, chain: list[str]) -> None:
+            for name in chain:
+                with _timed(timings, f"train_{name}"):
+                    path = train_source(run, name, config.sources[name], part, config.seed,
+                                        embeddings)
+                with lock:
+                    paths[part][name] = path
+                    done = len(paths[part])
+                artifact = progress[part]
+                assert isinstance(artifact, UUID)  # called from sync code: the sync one ran
+                update_progress_artifact(artifact, 100.0 * done / len(names),
+                                         description=f"sources trained on {part}: "
+                                                     f"{done}/{len(names)}")
+                logger.info("%s on %s: %d/%d sources", name, part, done, len(names))
+
+        workers.side_by_side([functools.partial(train_chain, part, chain)
+                              for chain in training_chains(names) for part in parts],
+                             settings.train_workers)
+        return [{name: paths[part][name] for name in names} for part in parts]
 
     config = size_guard(run, config)
     fused = config.fused_sources
     with _timed(timings, "tune_sources"):
         config = config.model_copy(update={"sources": tune_sources(
             run, config.sources, config.source_trials, config.seed, config.k)})
-    fits = [fit for fit, _ in RunStore(run).carves()[:config.carves]]
-    with _timed(timings, "train_carves"), (workers.pool(len(fits)) if len(fits) > 1
-                                           else nullcontext()):
-        # The carves are independent: each trains in its own thread, and each training in
-        # a worker process (``recsys_core.workers``), so the carves use as many cores.
-        with ThreadPoolExecutor(len(fits)) as lanes:
-            running = [lanes.submit(contextvars.copy_context().run, train_all, fused, fit)
-                       for fit in fits]
-            carve_sources = [lane.result() for lane in running]
-    logger.info("sources trained on every validation carve (%s) in %.2fs", ", ".join(fits),
-                timings["train_carves"])
-    with _timed(timings, "tune_fusion"):
-        tuned = tune_fusion(run, carve_sources, config.k, config.trials, config.seed)
-    sources = train_all(fused, "train") if config.refit else carve_sources[0]
-    baselines = train_all([n for n in config.sources if n in BASELINES], "train")
+    # one pool for the three training stages: each worker imports torch and the sources once
+    with workers.pool(settings.train_workers) if settings.train_workers > 1 else nullcontext():
+        fits = [fit for fit, _ in RunStore(run).carves()[:config.carves]]
+        with _timed(timings, "train_carves"):
+            carve_sources = train_all(fused, fits)
+        logger.info("sources trained on every validation carve (%s) in %.2fs", ", ".join(fits),
+                    timings["train_carves"])
+        with _timed(timings, "tune_fusion"):
+            tuned = tune_fusion(run, carve_sources, config.k, config.trials, config.seed)
+        sources = train_all(fused, ["train"])[0] if config.refit else carve_sources[0]
+        baselines = train_all([n for n in config.sources if n in BASELINES], ["train"])[0]
     with _timed(timings, "evaluate"):
         evaluated = evaluate(run, sources, baselines, tuned.config, ks, ingested.dataset,
                              encoder, embeddings)

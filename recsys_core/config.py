@@ -38,6 +38,9 @@ class Settings(BaseSettings):
             unset, ``dask`` starts a temporary local cluster per sharded stage.
         dask_workers: worker processes of that temporary local cluster (default: Dask's
             choice from the CPU count).
+        train_workers: worker processes that train independent sources side by side (the
+            validation carves' and the refit's; ``recsys_core.workers``); 1 trains them one
+            after another in the flow's process.
         shard_users: users per batch-recommendation or evaluation shard.
         shard_documents: documents per embedding shard (default: 64 of the encoder's batches).
         top_k: K of the lists precomputed for every known user when a version is registered
@@ -59,6 +62,7 @@ class Settings(BaseSettings):
     task_runner: Literal["local", "dask"] = "local"
     dask_address: str | None = None
     dask_workers: int | None = Field(default=None, gt=0)
+    train_workers: int = Field(default=2, ge=1)
     shard_users: int = Field(default=50_000, gt=0)
     shard_documents: int | None = Field(default=None, gt=0)
     top_k: int = Field(default=100, gt=0)

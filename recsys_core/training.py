@@ -96,3 +96,28 @@ def make_source(name: str, params: dict[str, Any] | None = None) -> Scorer:
     """
     cls = SOURCES[name]
     return cls(cls.config_class().model_validate(params or {}))
+
+
+BUILT_ON = {"projector": "als", "user_history": "user_encoder"}
+"""Source -> the source whose model of the same part it reuses (``pipeline.train_source``):
+trained after it, it is not trained twice."""
+
+
+def training_chains(names: list[str]) -> list[list[str]]:
+    """``names`` in runs to train one after another; the runs are independent of each other.
+
+    A source is in the run of the source it is built on (``BUILT_ON``), after it. The runs
+    come most expensive first, so that trainings side by side do not end with a long one
+    started last: ``SOURCES`` lists the catalogue from cheap (MostPop) to costly (the user
+    encoder), and a run costs as its costliest source.
+
+    Args:
+        names: source names.
+    """
+    chains: dict[str, list[str]] = {}
+    for name in names:
+        base = BUILT_ON.get(name)
+        chains.setdefault(base if base in names else name, []).append(name)
+    rank = {name: position for position, name in enumerate(SOURCES)}
+    ordered = [sorted(chain, key=lambda name: name != root) for root, chain in chains.items()]
+    return sorted(ordered, key=lambda chain: -max(rank[name] for name in chain))

@@ -16,10 +16,12 @@ is current in that thread) see it as if the call had run there.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import multiprocessing
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -64,6 +66,31 @@ def call(fn: Callable[..., T], *args: Any) -> T:
         if logger.isEnabledFor(record.levelno):
             logger.handle(record)
     return result
+
+
+def side_by_side(jobs: Sequence[Callable[[], object]], lanes: int) -> None:
+    """Run ``jobs`` in ``lanes`` threads, in their order.
+
+    Each runs in a copy of the caller's context, so an orchestrator's run context holds in
+    it (Prefect's, for the tasks a job calls). The first failure is raised once the jobs
+    already running end; the others are dropped.
+    """
+    failed = threading.Event()
+
+    def guarded(job: Callable[[], object]) -> None:
+        if failed.is_set():
+            return
+        try:
+            job()
+        except BaseException:
+            failed.set()
+            raise
+
+    with ThreadPoolExecutor(max(1, min(lanes, len(jobs)))) as executor:
+        running = [executor.submit(contextvars.copy_context().run, guarded, job)
+                   for job in jobs]
+        for job in running:
+            job.result()
 
 
 class _Collect(logging.Handler):

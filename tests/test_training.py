@@ -4,7 +4,14 @@ import pytest
 from pydantic import ValidationError
 
 from recsys_core.scoring import ScorerConfig
-from recsys_core.training import BASELINES, SOURCES, TrainingConfig, make_source
+from recsys_core.training import (
+    BASELINES,
+    BUILT_ON,
+    SOURCES,
+    TrainingConfig,
+    make_source,
+    training_chains,
+)
 
 
 def test_every_source_builds_from_its_own_config_class() -> None:
@@ -30,3 +37,14 @@ def test_training_config_round_trips_and_rejects_unknown_names() -> None:
         TrainingConfig(protocol="random")
     with pytest.raises(ValidationError, match="unknown sources"):
         TrainingConfig(sources={"magic": {}})
+
+
+def test_training_chains_order_each_source_after_its_base_and_costly_runs_first() -> None:
+    names = ["user_history", "als", "text", "projector", "user_encoder", "ease"]
+    chains = training_chains(names)
+    assert chains == [["user_encoder", "user_history"], ["als", "projector"], ["text"],
+                      ["ease"]]
+    assert sorted(name for chain in chains for name in chain) == sorted(names)
+    for source, base in BUILT_ON.items():
+        assert list(SOURCES).index(base) < list(SOURCES).index(source)
+    assert training_chains(["projector"]) == [["projector"]]  # its base not trained: alone

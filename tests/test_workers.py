@@ -3,6 +3,7 @@ logs reach the caller, and a training there equals one here."""
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,20 @@ def test_in_a_pool_a_call_runs_in_a_worker_and_its_log_is_replayed(caplog) -> No
     records = [r for r in caplog.records if r.name == "recsys_core.test"]
     assert [(r.levelno, r.getMessage()) for r in records] == [(logging.INFO, "worker got 21")]
     assert workers.call(pid_and_log, 1)[0] == os.getpid()  # the pool is closed with its block
+
+
+CURRENT: contextvars.ContextVar[str] = contextvars.ContextVar("current", default="none")
+
+
+def test_side_by_side_runs_jobs_in_the_callers_context_and_stops_at_a_failure() -> None:
+    seen: list[str] = []
+    CURRENT.set("flow run")
+    workers.side_by_side([lambda: seen.append(CURRENT.get())] * 3, lanes=2)
+    assert seen == ["flow run"] * 3
+    seen.clear()
+    with pytest.raises(ValueError, match="bad"):
+        workers.side_by_side([lambda: fail("bad"), lambda: seen.append("late")], lanes=1)
+    assert seen == []  # not started once the first failed
 
 
 @pytest.fixture(scope="module")

@@ -144,7 +144,7 @@ def test_train_shows_the_board_the_table_and_where_things_are_then_status(
     assert all(line.startswith("✓ ") and re.search(r"\d+\.\ds$", line) for line in board)
     detail = dict(zip(labels, board, strict=True))
     assert re.search(r"\d+ documents · [\d,.]+/s", detail["embed items"])
-    assert "als, itemknn" in detail["train sources (fit)"]
+    assert "user_encoder" in detail["train sources (fit)"]  # the costliest run first
     assert "2 trials" in detail["tune fusion"] and "users" in detail["evaluate"]
 
     out = result.stdout
