@@ -49,6 +49,27 @@ def features(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """(store, embeddings path): a leave_last run of 60 users and 40 items, with 2 carves and
+    random 8-d item embeddings, for trainings of the deep sources."""
+    import numpy as np
+
+    from data_checks.runner import validate_dataset
+    from recsys_core.data.synthetic import SyntheticConfig, generate
+    from recsys_core.runstore import RunStore
+    from recsys_core.warehouse.features import build_features
+    from recsys_core.warehouse.store import Warehouse
+
+    data = generate(SyntheticConfig(n_users=60, n_items=40, n_interactions=900, seed=5))
+    result = validate_dataset(data, 0.2)
+    warehouse = Warehouse(tmp_path_factory.mktemp("wh") / "w.duckdb")
+    features = build_features(warehouse, warehouse.load(result.dataset, result.quarantine))
+    store = RunStore.prepare(features, "leave_last", 42, tmp_path_factory.mktemp("runs"), 2)
+    vectors = np.random.default_rng(0).normal(size=(len(store.vocabularies()[1]), 8))
+    return store, str(store.save_embeddings(vectors.astype(np.float32), "random"))
+
+
+@pytest.fixture(scope="module")
 def promotion_run(tmp_path_factory):
     """A ``TrainedRun`` (tests/lifecycle/builders.py)."""
     from tests.lifecycle.builders import build_run

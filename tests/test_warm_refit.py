@@ -6,32 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from data_checks.runner import validate_dataset
 from recsys_core import pipeline
-from recsys_core.data.synthetic import SyntheticConfig, generate
 from recsys_core.deep.user_encoder import UserEncoder
 from recsys_core.deep.user_history import UserHistory
 from recsys_core.runstore import RunStore
 from recsys_core.scoring import TrainOptions
-from recsys_core.warehouse.features import build_features
-from recsys_core.warehouse.store import Warehouse
 
 PARAMS = {"dim": 16, "blocks": 1, "max_len": 10, "text_hidden": 16, "epochs": 2}
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunStore, str]:
-    data = generate(SyntheticConfig(n_users=60, n_items=40, n_interactions=900, seed=5))
-    result = validate_dataset(data, 0.2)
-    warehouse = Warehouse(tmp_path_factory.mktemp("wh") / "w.duckdb")
-    features = build_features(warehouse, warehouse.load(result.dataset, result.quarantine))
-    store = RunStore.prepare(features, "leave_last", 42, tmp_path_factory.mktemp("runs"), 2)
-    vectors = np.random.default_rng(0).normal(size=(len(store.vocabularies()[1]), 8))
-    return store, str(store.save_embeddings(vectors.astype(np.float32), "random"))
 
-
-def test_refit_on_train_starts_from_the_first_carves_model(run, monkeypatch) -> None:
-    store, embeddings = run
+def test_refit_on_train_starts_from_the_first_carves_model(small_run, monkeypatch) -> None:
+    store, embeddings = small_run
     starts: list[object] = []
     original = UserEncoder.warm_start
     monkeypatch.setattr(UserEncoder, "warm_start",
@@ -51,8 +37,8 @@ def test_refit_on_train_starts_from_the_first_carves_model(run, monkeypatch) -> 
                                   RunStore.load_scorer(fit).item_vectors)
 
 
-def test_another_config_trains_from_scratch(run, monkeypatch) -> None:
-    store, embeddings = run
+def test_another_config_trains_from_scratch(small_run, monkeypatch) -> None:
+    store, embeddings = small_run
     options = TrainOptions(seed=1)
     pipeline.train_source(store, "user_encoder", PARAMS, "fit", options, embeddings)
     calls: list[object] = []
@@ -62,8 +48,9 @@ def test_another_config_trains_from_scratch(run, monkeypatch) -> None:
     assert calls == []
 
 
-def test_user_history_reads_the_user_encoder_stored_for_the_same_part(run, monkeypatch) -> None:
-    store, embeddings = run
+def test_user_history_reads_the_user_encoder_stored_for_the_same_part(small_run,
+                                                                      monkeypatch) -> None:
+    store, embeddings = small_run
     options = TrainOptions(seed=1)
     encoder = RunStore.load_scorer(pipeline.train_source(store, "user_encoder", PARAMS, "fit2",
                                                          options, embeddings))

@@ -11,13 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from data_checks.runner import validate_dataset
 from recsys_core import pipeline, workers
-from recsys_core.data.synthetic import SyntheticConfig, generate
 from recsys_core.runstore import RunStore
 from recsys_core.scoring import TrainOptions
-from recsys_core.warehouse.features import build_features
-from recsys_core.warehouse.store import Warehouse
 
 
 def pid_and_log(value: int) -> tuple[int, int]:
@@ -60,20 +56,10 @@ def test_side_by_side_runs_jobs_in_the_callers_context_and_stops_at_a_failure() 
     assert seen == []  # not started once the first failed
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunStore, str]:
-    data = generate(SyntheticConfig(n_users=60, n_items=40, n_interactions=900, seed=5))
-    result = validate_dataset(data, 0.2)
-    warehouse = Warehouse(tmp_path_factory.mktemp("wh") / "w.duckdb")
-    features = build_features(warehouse, warehouse.load(result.dataset, result.quarantine))
-    store = RunStore.prepare(features, "leave_last", 42, tmp_path_factory.mktemp("runs"), 2)
-    vectors = np.random.default_rng(0).normal(size=(len(store.vocabularies()[1]), 8))
-    return store, str(store.save_embeddings(vectors.astype(np.float32), "random"))
 
-
-def test_a_training_in_a_worker_equals_one_here(run) -> None:
+def test_a_training_in_a_worker_equals_one_here(small_run) -> None:
     """Both carves at once in two workers, as the training flow does, against each here."""
-    store, embeddings = run
+    store, embeddings = small_run
     params = {"dim": 16, "blocks": 1, "max_len": 10, "text_hidden": 16, "epochs": 3}
     options = TrainOptions(seed=3)
     users = store.vocabularies()[0].ids
