@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from flows.app.cli import app
 from flows.train import train_flow
+from recsys_core import workers
 from recsys_core.config import get_settings
 from recsys_core.evaluation.metrics import metric_keys
 from recsys_core.evaluation.report import RunReport
@@ -53,6 +54,20 @@ def test_report_has_design_keys_every_source_and_fused(trained) -> None:
                                           "champion_version", "reason"]
     assert set(report["fusion"]["weights"]) == set(TrainingConfig().fused_sources)
     assert report["timings_s"]["embed"] > 0
+
+
+def test_one_training_worker_trains_the_same_models_in_the_flows_process(
+        trained, tiny_encoder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RECSYS_TRAIN_WORKERS=1: no worker pool, the trainings one after another, one result."""
+    monkeypatch.setenv("RECSYS_HOME", str(tmp_path))  # nothing cached from the first run
+    monkeypatch.setenv("RECSYS_TRAIN_WORKERS", "1")
+    pools: list[int] = []
+    monkeypatch.setattr(workers, "pool", lambda n: pools.append(n))  # would fail the flow
+    report = train_flow(data="synthetic:3000", protocol="stratified", k=5, encoder=tiny_encoder,
+                        trials=3, register_model=False).to_json()
+    assert pools == []
+    assert report["models"] == trained[0]["models"]
+    assert report["fusion"]["weights"] == trained[0]["fusion"]["weights"]
 
 
 def test_fused_beats_popularity_on_synthetic_tastes(trained) -> None:
