@@ -15,7 +15,6 @@ from recsys_core.scoring import TrainOptions
 PARAMS = {"dim": 16, "blocks": 1, "max_len": 10, "text_hidden": 16, "epochs": 2}
 
 
-
 def test_refit_on_train_starts_from_the_first_carves_model(small_run, monkeypatch) -> None:
     store, embeddings = small_run
     starts: list[object] = []

@@ -56,7 +56,6 @@ def test_side_by_side_runs_jobs_in_the_callers_context_and_stops_at_a_failure() 
     assert seen == []  # not started once the first failed
 
 
-
 def test_a_training_in_a_worker_equals_one_here(small_run) -> None:
     """Both carves at once in two workers, as the training flow does, against each here."""
     store, embeddings = small_run
