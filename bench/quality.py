@@ -32,7 +32,6 @@ RecBole / UniSRec ``<name>.train|valid|test.inter`` files); datasets without one
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import os
@@ -62,7 +61,7 @@ from recsys_core.data.loaders import read_dataset  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.runstore import Part  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
-from recsys_core.training import BASELINES, TrainingConfig, training_chains  # noqa: E402
+from recsys_core.training import BASELINES, TrainingConfig, train_side_by_side  # noqa: E402
 from recsys_core.warehouse.store import Warehouse  # noqa: E402
 
 DATA = Path("/work/shared/data")
@@ -109,18 +108,12 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
 
     def train_all(names: list[str], parts: list[Part]) -> list[dict[str, str]]:
         """As the flow does: independent trainings side by side, each in a worker process."""
-        paths: dict[Part, dict[str, str]] = {part: {} for part in parts}
+        def train(part: Part, name: str) -> str:
+            with timed(timings, f"{'train' if part == 'train' else 'fit'}_{name}"):
+                return str(workers.call(pipeline.train_source, store, name, params[name], part,
+                                        options, emb))
 
-        def train_chain(part: Part, chain: list[str]) -> None:
-            for name in chain:
-                with timed(timings, f"{'train' if part == 'train' else 'fit'}_{name}"):
-                    paths[part][name] = str(workers.call(pipeline.train_source, store, name,
-                                                         params[name], part, options, emb))
-
-        workers.side_by_side([functools.partial(train_chain, part, chain)
-                              for chain in training_chains(names) for part in parts],
-                             settings.train_workers)
-        return [{name: paths[part][name] for name in names} for part in parts]
+        return train_side_by_side(train, names, parts, settings.train_workers)
 
     with workers.pool(settings.train_workers):
         with timed(timings, "fit (wall)"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import subprocess
 import threading
@@ -24,7 +23,7 @@ from recsys_core.config import get_settings
 from recsys_core.evaluation.metrics import cutoffs
 from recsys_core.evaluation.report import RunReport, run_report
 from recsys_core.runstore import Part, RunStore
-from recsys_core.training import BASELINES, TrainingConfig, training_chains
+from recsys_core.training import BASELINES, TrainingConfig, train_side_by_side
 from tasks.embed import check_encoder
 from tasks.evaluate import publish
 from tasks.ingest import ingest
@@ -82,35 +81,28 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
         embeddings = embed(run, encoder)
 
     def train_all(names: list[str], parts: list[Part]) -> list[dict[str, str]]:
-        """``names`` trained on each of ``parts``, as paths per part.
-
-        Independent trainings (``training_chains``) run side by side in ``train_workers``
-        threads, each training in a worker process of the open pool.
-        """
-        paths: dict[Part, dict[str, str]] = {part: {} for part in parts}
+        """``names`` trained on each of ``parts``, side by side (``train_side_by_side``)."""
         progress = {part: create_progress_artifact(0.0, description=f"sources trained on {part}")
                     for part in parts}
+        done = dict.fromkeys(parts, 0)
         lock = threading.Lock()
 
-        def train_chain(part: Part, chain: list[str]) -> None:
-            for name in chain:
-                with _timed(timings, f"train_{name}"):
-                    path = train_source(run, name, config.sources[name], part, config.seed,
-                                        embeddings)
-                with lock:
-                    paths[part][name] = path
-                    done = len(paths[part])
-                artifact = progress[part]
-                assert isinstance(artifact, UUID)  # called from sync code: the sync one ran
-                update_progress_artifact(artifact, 100.0 * done / len(names),
-                                         description=f"sources trained on {part}: "
-                                                     f"{done}/{len(names)}")
-                logger.info("%s on %s: %d/%d sources", name, part, done, len(names))
+        def train(part: Part, name: str) -> str:
+            with _timed(timings, f"train_{name}"):
+                path = train_source(run, name, config.sources[name], part, config.seed,
+                                    embeddings)
+            with lock:
+                done[part] += 1
+                count = done[part]
+            artifact = progress[part]
+            assert isinstance(artifact, UUID)  # called from sync code: the sync one ran
+            update_progress_artifact(artifact, 100.0 * count / len(names),
+                                     description=f"sources trained on {part}: "
+                                                 f"{count}/{len(names)}")
+            logger.info("%s on %s: %d/%d sources", name, part, count, len(names))
+            return path
 
-        workers.side_by_side([functools.partial(train_chain, part, chain)
-                              for chain in training_chains(names) for part in parts],
-                             settings.train_workers)
-        return [{name: paths[part][name] for name in names} for part in parts]
+        return train_side_by_side(train, names, parts, settings.train_workers)
 
     config = size_guard(run, config)
     fused = config.fused_sources

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from recsys_core import workers
 from recsys_core.cf.ease import EASE
 from recsys_core.cf.implicit_models import ALS, BPR, ItemKNN, ItemKNNBM25
 from recsys_core.cf.popular import MostPop
@@ -15,7 +18,7 @@ from recsys_core.deep.text_similarity import TextSimilarity
 from recsys_core.deep.user_encoder import UserEncoder
 from recsys_core.deep.user_history import UserHistory
 from recsys_core.evaluation.splits import PROTOCOLS
-from recsys_core.runstore import MAX_CARVES
+from recsys_core.runstore import MAX_CARVES, Part
 from recsys_core.scoring import Scorer
 
 SOURCES: dict[str, type[Scorer]] = {
@@ -121,3 +124,27 @@ def training_chains(names: list[str]) -> list[list[str]]:
     rank = {name: position for position, name in enumerate(SOURCES)}
     ordered = [sorted(chain, key=lambda name: name != root) for root, chain in chains.items()]
     return sorted(ordered, key=lambda chain: -max(rank[name] for name in chain))
+
+
+def train_side_by_side(train: Callable[[Part, str], str], names: list[str], parts: list[Part],
+                       lanes: int) -> list[dict[str, str]]:
+    """``train(part, name)`` for each of ``names`` on each of ``parts``, as paths per part.
+
+    The runs of ``training_chains`` on every part go to ``workers.side_by_side`` in
+    ``lanes`` threads; ``train`` is called from those threads.
+
+    Args:
+        train: trains one source on one part; returns its stored model's path.
+        names: source names.
+        parts: the parts to train them on (the carves' fit parts, or ``train``).
+        lanes: trainings at a time.
+    """
+    paths: dict[Part, dict[str, str]] = {part: {} for part in parts}
+
+    def train_chain(part: Part, chain: list[str]) -> None:
+        for name in chain:
+            paths[part][name] = train(part, name)
+
+    workers.side_by_side([functools.partial(train_chain, part, chain)
+                          for chain in training_chains(names) for part in parts], lanes)
+    return [{name: paths[part][name] for name in names} for part in parts]

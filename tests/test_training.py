@@ -10,6 +10,7 @@ from recsys_core.training import (
     SOURCES,
     TrainingConfig,
     make_source,
+    train_side_by_side,
     training_chains,
 )
 
@@ -48,3 +49,20 @@ def test_training_chains_order_each_source_after_its_base_and_costly_runs_first(
     for source, base in BUILT_ON.items():
         assert list(SOURCES).index(base) < list(SOURCES).index(source)
     assert training_chains(["projector"]) == [["projector"]]  # its base not trained: alone
+
+
+def test_train_side_by_side_trains_every_source_on_every_part_base_first() -> None:
+    calls: list[tuple[str, str]] = []
+
+    def train(part: str, name: str) -> str:
+        calls.append((part, name))
+        return f"{part}/{name}.pkl"
+
+    names = ["als", "projector", "user_encoder", "user_history", "ease"]
+    paths = train_side_by_side(train, names, ["fit", "fit2"], lanes=2)
+    assert paths == [{name: f"{part}/{name}.pkl" for name in names} for part in ("fit", "fit2")]
+    assert [list(p) for p in paths] == [names, names]  # in the order asked for
+    assert sorted(calls) == sorted((part, name) for part in ("fit", "fit2") for name in names)
+    for part in ("fit", "fit2"):
+        for source, base in BUILT_ON.items():
+            assert calls.index((part, base)) < calls.index((part, source))
