@@ -1,0 +1,88 @@
+"""How the user encoder's refit on ``train`` should stop: its seconds against its NDCG@10.
+
+The flow refits every source on the whole training part, the user encoder warm-started from
+its model of the first validation carve's fit part (``pipeline.train_source``). Its early
+stopping then runs on a holdout of the refit's own data with the usual patience. This bench
+trains that carve model once and refits it under several stopping rules, each scored on the
+run's test part by the product's evaluator (all items ranked), so a shorter refit schedule is
+judged by what it costs the model, not only by the time it saves.
+
+    python bench/refit.py --dataset ml-latest-small --protocol leave_last
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from bench.quality import DATA  # noqa: E402
+from recsys_core import pipeline  # noqa: E402
+from recsys_core.config import Settings  # noqa: E402
+from recsys_core.data.loaders import read_dataset  # noqa: E402
+from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig  # noqa: E402
+from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
+from recsys_core.scoring import TrainOptions  # noqa: E402
+from recsys_core.warehouse.store import Warehouse  # noqa: E402
+
+VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
+    "warm, patience 5 (the flow's)": (True, {}),
+    "warm, patience 2": (True, {"patience": 2}),
+    "warm, 3 fixed epochs": (True, {"early_stopping": "none", "epochs": 3}),
+    "from scratch, patience 5": (False, {}),
+}
+"""Refit variant -> (start from the carve model, config fields over the defaults)."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ml-latest-small")
+    parser.add_argument("--protocol", default="stratified")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--variants", default=",".join(str(i) for i in range(len(VARIANTS))),
+                        help="comma-separated indices into: " + "; ".join(VARIANTS))
+    parser.add_argument("--home", default=str(Path(__file__).parent / "results" / "refit"),
+                        help="state folder (its warehouse caches the item embeddings)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("recsys_core.deep.user_encoder").setLevel(logging.INFO)  # its epochs
+    settings = Settings(home=Path(args.home) / f"{args.dataset}-{args.protocol}")
+    settings.ensure_dirs()
+    snapshot = Warehouse(settings.warehouse_path).load(read_dataset(str(DATA / args.dataset)))
+    store = pipeline.prepare_run(settings, snapshot, args.protocol, args.seed, 2)
+    _, embeddings = pipeline.embed_items(store, settings, settings.encoder)
+    options = TrainOptions(seed=args.seed)
+    train, test = store.data("train", embeddings), store.data("test")
+    start = time.perf_counter()
+    carve = UserEncoder().train(store.data(store.carves()[0][0], embeddings), options)
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch threads "
+          f"{args.threads}; {args.dataset} / {args.protocol}, seed {args.seed}; carve-1 fit "
+          f"{time.perf_counter() - start:.1f}s\n\n| refit | seconds | NDCG@10 |\n|---|---:|---:|",
+          flush=True)
+    names = list(VARIANTS)
+    for name in (names[int(i)] for i in args.variants.split(",")):
+        warm, fields = VARIANTS[name]
+        refit = UserEncoder(UserEncoderConfig(**fields))
+        if warm:
+            refit.warm_start(carve)
+        start = time.perf_counter()
+        refit.train(train, options)
+        seconds = time.perf_counter() - start
+        ndcg = evaluate({"user_encoder": refit}, train, test, k=10).metrics["user_encoder"]
+        print(f"| {name} | {seconds:.1f} | {ndcg['ndcg@10']:.4f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
