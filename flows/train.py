@@ -91,14 +91,14 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
             with _timed(timings, f"train_{name}"):
                 path = train_source(run, name, config.sources[name], part, config.seed,
                                     embeddings)
-            with lock:
-                done[part] += 1
-                count = done[part]
             artifact = progress[part]
             assert isinstance(artifact, UUID)  # called from sync code: the sync one ran
-            update_progress_artifact(artifact, 100.0 * count / len(names),
-                                     description=f"sources trained on {part}: "
-                                                 f"{count}/{len(names)}")
+            with lock:  # updated under the lock: a slower update cannot land after a newer one
+                done[part] += 1
+                count = done[part]
+                update_progress_artifact(artifact, 100.0 * count / len(names),
+                                         description=f"sources trained on {part}: "
+                                                     f"{count}/{len(names)}")
             logger.info("%s on %s: %d/%d sources", name, part, count, len(names))
             return path
 
