@@ -33,6 +33,7 @@ from recsys_core.data.loaders import read_dataset  # noqa: E402
 from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
+from recsys_core.training import TrainingConfig  # noqa: E402
 from recsys_core.warehouse.store import Warehouse  # noqa: E402
 
 VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
@@ -61,7 +62,8 @@ def main() -> None:
     settings = Settings(home=Path(args.home) / f"{args.dataset}-{args.protocol}")
     settings.ensure_dirs()
     snapshot = Warehouse(settings.warehouse_path).load(read_dataset(str(DATA / args.dataset)))
-    store = pipeline.prepare_run(settings, snapshot, args.protocol, args.seed, 2)
+    store = pipeline.prepare_run(settings, snapshot, args.protocol, args.seed,
+                                 TrainingConfig().carves)
     _, embeddings = pipeline.embed_items(store, settings, settings.encoder)
     options = TrainOptions(seed=args.seed)
     train, test = store.data("train", embeddings), store.data("test")
