@@ -10,11 +10,16 @@ Need", ICLR 2025):
 - InfoNCE over cosine similarities with temperature ``tau``: each training pair against
   ``negatives`` sampled warm items (shared by the step's pairs).
 
-Nothing is learned per user or per item, only the MLP: a new item is scored from its text
-(its vector is the mapped embedding; with no edges it does not propagate), and a new user
-from the items they touched (fold-in: their mapped mean embedding and one hop per layer over
-the stored item layers), without retraining. Early stopping is on a holdout carved from the
-training data (``recsys_core.deep.holdout``); each epoch draws at most ``max_edges`` pairs.
+Nothing is learned per user or per item, only the MLP: a new item is scored from its text,
+and a new user from the items they touched (fold-in: their mapped mean embedding and one hop
+per layer over the stored item layers), without retraining. An item with no edges does not
+propagate: alone, its final vector would be its mapped text, on another scale than the warm
+items' mean of hops, which carry their users' directions (cosine to a user is then
+systematically lower for every cold item, so cold items rank below warm ones). So each hop of
+such an item is the mean of that hop over its ``cold_neighbours`` nearest warm items by mapped
+text, the hops it would have if it were liked by the users of the warm items it reads like.
+Early stopping is on a holdout carved from the training data (``recsys_core.deep.holdout``);
+each epoch draws at most ``max_edges`` pairs.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ class LMGraphConfig(ScorerConfig):
         eval_users: users in the holdout (0: no early stopping, every epoch runs).
         eval_k: cut-off of the holdout NDCG.
         max_edges: training pairs drawn per epoch (all of them when there are fewer).
+        cold_neighbours: warm items, nearest by mapped text, whose hops an item with no
+            edges takes (their mean).
     """
 
     dim: int = Field(64, gt=0)
@@ -83,6 +90,7 @@ class LMGraphConfig(ScorerConfig):
     eval_users: int = Field(2000, ge=0)
     eval_k: int = Field(10, gt=0)
     max_edges: int = Field(500_000, gt=0)
+    cold_neighbours: int = Field(10, gt=0)
 
 
 class LMGraph(Scorer[LMGraphConfig]):
@@ -141,10 +149,11 @@ class LMGraph(Scorer[LMGraphConfig]):
             with torch.no_grad():  # final vectors over the whole graph, holdout included
                 full = _Graph(binary, self.text, device)
                 users, layers = full.propagate(self.mlp, c.layers)
-            self.item_layers = layers.cpu().numpy()
+            self.item_degree = np.asarray(binary.sum(axis=0)).ravel()
+            self.item_layers = _borrow_hops(layers.cpu().numpy(), self.item_degree > 0,
+                                            c.cold_neighbours)
             self.item_vectors = unit_rows(self.item_layers.mean(axis=0))
             self.user_vectors = unit_rows(users.cpu().numpy())
-            self.item_degree = np.asarray(binary.sum(axis=0)).ravel()
         self.mlp = self.mlp.cpu()
         log.info("LMGraph: %d epochs over %d pairs in %.2fs", epochs, binary.nnz,
                  time.perf_counter() - start)
@@ -269,6 +278,33 @@ def _info_nce(users: torch.Tensor, items: torch.Tensor, positives: torch.Tensor,
     logits = torch.cat([positive, negative], dim=1) / tau
     return nn.functional.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long,
                                                            device=logits.device))
+
+
+def _borrow_hops(layers: np.ndarray, has_edges: np.ndarray, neighbours: int,
+                 chunk: int = 1024) -> np.ndarray:
+    """``layers`` with the hops of items without edges borrowed from warm items.
+
+    Every hop past the first of an edgeless item becomes the mean of that hop over its
+    ``neighbours`` nearest items with edges (cosine of hop 0, the mapped text).
+
+    Args:
+        layers: float32 (hops + 1, n_items, dim), hop 0 the mapped text.
+        has_edges: bool (n_items,) items with training edges.
+        neighbours: warm items averaged per edgeless item.
+        chunk: edgeless items per similarity block (bounds the memory).
+    """
+    cold, warm = np.flatnonzero(~has_edges), np.flatnonzero(has_edges)
+    if len(layers) < 2 or not len(cold) or not len(warm):
+        return layers
+    layers = layers.copy()
+    base = unit_rows(layers[0])
+    k = min(neighbours, len(warm))
+    for start in range(0, len(cold), chunk):
+        rows = cold[start:start + chunk]
+        similarity = base[rows] @ base[warm].T
+        nearest = warm[np.argpartition(-similarity, k - 1, axis=1)[:, :k]]
+        layers[1:, rows] = layers[1:][:, nearest].mean(axis=2)
+    return layers
 
 
 def _matrix(sequences: list[np.ndarray], shape: tuple[int, int]) -> sp.csr_matrix:

@@ -26,6 +26,15 @@ def test_scores_a_new_item_from_its_text_without_retraining() -> None:
     assert np.corrcoef(cold.ravel(), values[:, originals].ravel())[0, 1] > 0.9
 
 
+def test_an_item_with_no_edges_is_scored_on_the_warm_items_scale() -> None:
+    """A cold copy of a warm item (same text) takes the hops of its nearest warm item, its
+    twin: it scores as the twin does, not below every warm item as its mapped text alone."""
+    data, originals, twins = _with_cold_twins()
+    config = SMALL.model_copy(update={"cold_neighbours": 1})
+    values = LMGraph(config).train(data, TrainOptions(seed=3)).score(data.users.ids).values
+    np.testing.assert_allclose(values[:, twins], values[:, originals], atol=1e-5)
+
+
 def test_folds_in_a_new_user_without_retraining() -> None:
     board = checkerboard()
     model = LMGraph(SMALL).train(board.data, TrainOptions(seed=3))
