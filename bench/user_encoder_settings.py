@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import platform
 import sys
@@ -23,39 +22,19 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
-
-from bench.quality import DATA  # noqa: E402
-from recsys_core import pipeline  # noqa: E402
-from recsys_core.config import Settings  # noqa: E402
-from recsys_core.data.loaders import read_dataset  # noqa: E402
+from bench import encoder_run  # noqa: E402
 from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
-from recsys_core.training import TrainingConfig  # noqa: E402
-from recsys_core.warehouse.store import Warehouse  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="ml-latest-small")
-    parser.add_argument("--protocol", default="stratified")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--threads", type=int, default=1)
+    encoder_run.add_arguments(parser, "ue")
     parser.add_argument("--variants", nargs="+", default=["{}"],
                         help="JSON objects of UserEncoderConfig fields")
-    parser.add_argument("--home", default=str(Path(__file__).parent / "results" / "ue"),
-                        help="state folder (its warehouse caches the item embeddings)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("recsys_core.deep.user_encoder").setLevel(logging.INFO)  # its epochs
-    settings = Settings(home=Path(args.home) / f"{args.dataset}-{args.protocol}")
-    settings.ensure_dirs()
-    snapshot = Warehouse(settings.warehouse_path).load(read_dataset(str(DATA / args.dataset)))
-    store = pipeline.prepare_run(settings, snapshot, args.protocol, args.seed,
-                                 TrainingConfig().carves)
-    _, embeddings = pipeline.embed_items(store, settings, settings.encoder)
+    store, embeddings = encoder_run.prepare(args)
     carves = [(store.data(fit, embeddings), store.data(valid)) for fit, valid in store.carves()]
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch threads "
           f"{args.threads}; {args.dataset} / {args.protocol}, seed {args.seed}, "
