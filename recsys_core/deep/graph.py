@@ -50,6 +50,7 @@ from recsys_core.deep.torch_utils import (
     torch_threads,
     unit_rows,
 )
+from recsys_core.evaluation.ranking import top_k
 from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
 
 log = logging.getLogger(__name__)
@@ -298,11 +299,11 @@ def _borrow_hops(layers: np.ndarray, has_edges: np.ndarray, neighbours: int,
         return layers
     layers = layers.copy()
     base = unit_rows(layers[0])
+    warm_base = base[warm].T
     k = min(neighbours, len(warm))
     for start in range(0, len(cold), chunk):
         rows = cold[start:start + chunk]
-        similarity = base[rows] @ base[warm].T
-        nearest = warm[np.argpartition(-similarity, k - 1, axis=1)[:, :k]]
+        nearest = warm[top_k(base[rows] @ warm_base, k)]
         layers[1:, rows] = layers[1:][:, nearest].mean(axis=2)
     return layers
 
