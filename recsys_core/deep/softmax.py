@@ -17,7 +17,7 @@ import torch
 
 
 def full_softmax_loss(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
-                      budget: int = 1 << 21) -> torch.Tensor:
+                      budget: int = 1 << 20) -> torch.Tensor:
     """Mean cross-entropy of ``softmax(states @ items.T)`` against ``targets``.
 
     Equal to ``cross_entropy(states @ items.T, targets)`` in value and gradients.
@@ -44,23 +44,28 @@ class _ChunkedSoftmax(torch.autograd.Function):
     @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # fp32 under autocast
     def forward(ctx: Any, states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
                 rows: int) -> torch.Tensor:
-        n = max(len(states), 1)
         total = states.new_zeros(())
         grad_states = torch.empty_like(states)
         grad_items = torch.zeros_like(items)
         for start in range(0, len(states), rows):
             chunk, target = states[start:start + rows], targets[start:start + rows]
             logits = chunk @ items.T
-            lse = torch.logsumexp(logits, dim=1, keepdim=True)
             picked = torch.arange(len(chunk), device=chunk.device)
-            total += (lse[:, 0] - logits[picked, target]).sum()
-            # d loss / d logits = (softmax - one-hot) / n
-            probs = logits.sub_(lse).exp_()
+            # The softmax in place, with one exp: log-sum-exp = peak + log(sum(exp(l - peak))).
+            # (torch.logsumexp would take its own exp and an out-of-place copy of the chunk.)
+            peak = logits.amax(dim=1, keepdim=True)
+            total -= logits[picked, target].sum()
+            probs = logits.sub_(peak).exp_()
+            sums = probs.sum(dim=1, keepdim=True)
+            total += (peak + sums.log()).sum()
+            # d (summed loss) / d logits = softmax - one-hot; the 1/n of the mean comes last,
+            # on the two small gradients instead of the chunk.
+            probs.div_(sums)
             probs[picked, target] -= 1.0
-            probs /= n
             grad_states[start:start + rows] = probs @ items
             grad_items.addmm_(probs.T, chunk)
-        ctx.save_for_backward(grad_states, grad_items)
+        n = max(len(states), 1)
+        ctx.save_for_backward(grad_states / n, grad_items / n)
         return total / n
 
     @staticmethod
