@@ -56,19 +56,65 @@ class Holdout:
 
 
 def ordered_sequences(data: InteractionData, gen: torch.Generator) -> list[np.ndarray]:
-    """Each user's items oldest first, or in a seeded random order when time is unknown.
+    """Each user's items oldest first; items of the same time in a seeded random order.
 
-    The holdout takes each user's last item: the latest one, else a random one (matrix
-    order is item-index order, which would always hold out the highest index).
+    Only time orders a history: interactions that share a timestamp (a burst logged in the
+    same second), or all of a user's when time is unknown, have no order, and matrix order
+    is item-index order. Kept, that order teaches a sequence model "the next item has a
+    higher index", which a split that breaks ties by ID then rewards; the holdout would
+    likewise always take the tied item of the highest index.
 
     Args:
         data: the training data.
         gen: seeded generator.
     """
-    sequences = [data.sequence(u) for u in range(data.n_users)]
-    if data.times is not None:
-        return sequences
-    return [s[torch.randperm(len(s), generator=gen).numpy()] for s in sequences]
+    return shuffle_ties([data.sequence(u) for u in range(data.n_users)], time_blocks(data),
+                        gen)
+
+
+def time_blocks(data: InteractionData) -> list[np.ndarray]:
+    """Per user, a non-decreasing block number for each item of ``data.sequence(u)``.
+
+    Items share a block when they share a time; every item of a user shares block 0 when
+    time is unknown.
+
+    Args:
+        data: the training data.
+    """
+    if data.times is None:
+        return [np.zeros(n, dtype=np.int64) for n in np.diff(data.matrix.indptr)]
+    indptr, times = data.matrix.indptr, data.times.data
+    blocks = []
+    for start, end in zip(indptr[:-1], indptr[1:], strict=True):
+        stamps = np.sort(times[start:end], kind="stable")
+        blocks.append(np.concatenate([[0], np.cumsum(stamps[1:] != stamps[:-1])])
+                      .astype(np.int64) if end > start else np.zeros(0, dtype=np.int64))
+    return blocks
+
+
+def has_ties(block: np.ndarray) -> bool:
+    """Whether two items of a user's ``time_blocks`` row share a block."""
+    return bool(len(block) > 1 and (block[1:] == block[:-1]).any())
+
+
+def shuffle_ties(sequences: list[np.ndarray], blocks: list[np.ndarray], gen: torch.Generator
+                 ) -> list[np.ndarray]:
+    """``sequences`` with the items of each block in a new seeded random order.
+
+    Args:
+        sequences: per user, items in block order.
+        blocks: per user, the block of each item (``time_blocks``), at least as long as the
+            sequence (a carved sequence lacks its last items).
+        gen: seeded generator.
+    """
+    out = []
+    for sequence, block in zip(sequences, blocks, strict=True):
+        block = block[:len(sequence)]
+        if has_ties(block):
+            sequence = sequence[np.lexsort((torch.rand(len(block), generator=gen).numpy(),
+                                            block))]
+        out.append(sequence)
+    return out
 
 
 def carve(sequences: list[np.ndarray], max_users: int, gen: torch.Generator

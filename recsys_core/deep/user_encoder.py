@@ -44,7 +44,10 @@ from recsys_core.deep.holdout import (
     EarlyStopping,
     Holdout,
     carve,
+    has_ties,
     ordered_sequences,
+    shuffle_ties,
+    time_blocks,
     train_epochs,
 )
 from recsys_core.deep.layers import make_mlp
@@ -200,7 +203,7 @@ class UserEncoder(Scorer[UserEncoderConfig]):
             trainer = _Trainer(net, torch.from_numpy(text).to(device), warm, c, gen, device)
             train_sequences, holdout = ((sequences, None) if c.early_stopping == "none"
                                         else carve(sequences, c.eval_users, gen))
-            epochs = trainer.fit(train_sequences, holdout, shuffle=data.times is None)
+            epochs = trainer.fit(train_sequences, holdout, time_blocks(data))
             net.eval()
             with torch.no_grad():
                 items = trainer.item_table()
@@ -322,15 +325,16 @@ class _Trainer:
         keep = self.is_warm if keep is None else keep * self.is_warm
         return self.net.items(self.text, self.all_items, keep)
 
-    def fit(self, sequences: list[np.ndarray], holdout: Holdout | None, shuffle: bool = False
-            ) -> int:
+    def fit(self, sequences: list[np.ndarray], holdout: Holdout | None,
+            blocks: list[np.ndarray]) -> int:
         """Train; return the number of epochs run.
 
         Args:
             sequences: per user, the training items oldest first.
             holdout: the early-stopping holdout (``None``: every epoch runs).
-            shuffle: the order is unknown: every epoch reads each user's items in a new
-                random order (matrix order would teach the model item-index order).
+            blocks: per user, the time block of each item (``time_blocks``): every epoch
+                reads the items of a block (same time, or a whole history without times) in
+                a new random order, since they have none.
         """
         c = self.c
         if not any(len(s) > 1 for s in sequences) or not len(self.warm):
@@ -341,13 +345,13 @@ class _Trainer:
         self.log_q = torch.log(popularity / popularity.sum())
         self.q = self.log_q.exp().cpu()  # sampling weights (the generator is a CPU one)
         index, lengths = self._windows(sequences)
+        tied = any(has_ties(b) for b in blocks)
 
         def run_epoch(epoch: int) -> None:
             nonlocal index, lengths
             self.net.train()
-            if shuffle and epoch > 1:
-                index, lengths = self._windows(
-                    [s[torch.randperm(len(s), generator=self.gen).numpy()] for s in sequences])
+            if epoch > 1 and tied:
+                index, lengths = self._windows(shuffle_ties(sequences, blocks, self.gen))
             drawn = torch.randperm(len(index), generator=self.gen)[:c.max_windows]
             for batch in _length_buckets(drawn, lengths, c.batch_size, self.gen):
                 longest = int(lengths[batch].max())

@@ -1,9 +1,19 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
-from recsys_core.deep.holdout import EarlyStopping, Holdout, carve, ordered_sequences
+from recsys_core.data.interactions import InteractionData
+from recsys_core.data.vocab import Vocabulary
+from recsys_core.deep.holdout import (
+    EarlyStopping,
+    Holdout,
+    carve,
+    ordered_sequences,
+    shuffle_ties,
+    time_blocks,
+)
 from tests.scorer_contract import checkerboard
 
 
@@ -50,3 +60,31 @@ def test_untimed_holdout_is_a_random_item_not_the_highest_index() -> None:
     assert np.mean(np.array(last) == np.array(highest)) < 0.3
     timed = [s[-1] for s in ordered_sequences(data, torch.Generator().manual_seed(0))]
     assert timed == [data.sequence(u)[-1] for u in range(data.n_users)]
+
+
+def bursts() -> InteractionData:
+    """One user: item 5 at t=1, items 0-3 together at t=2, item 4 at t=3."""
+    items = np.array([0, 1, 2, 3, 4, 5])
+    times = np.array([2.0, 2.0, 2.0, 2.0, 3.0, 1.0])
+    rows = np.zeros(len(items), dtype=np.int64)
+    return InteractionData(sp.csr_matrix((np.ones(len(items), np.float32), (rows, items))),
+                           Vocabulary(["u"]), Vocabulary(f"i{i}" for i in range(6)),
+                           sp.csr_matrix((times, (rows, items))))
+
+
+def test_items_of_the_same_time_come_in_a_random_order_and_times_still_order() -> None:
+    data = bursts()
+    assert time_blocks(data)[0].tolist() == [0, 1, 1, 1, 1, 2]
+    orders = {tuple(ordered_sequences(data, torch.Generator().manual_seed(seed))[0])
+              for seed in range(20)}
+    assert all(o[0] == 5 and o[-1] == 4 and sorted(o[1:5]) == [0, 1, 2, 3] for o in orders)
+    # matrix order (0, 1, 2, 3) would always be kept; 20 draws of 24 orders give many
+    assert len(orders) > 5
+
+
+def test_shuffle_ties_reads_the_blocks_of_a_carved_sequence() -> None:
+    blocks = [np.array([0, 0, 1, 1, 1])]
+    carved = [np.array([7, 8, 9, 10])]  # the last item went to the holdout
+    for seed in range(10):
+        out = shuffle_ties(carved, blocks, torch.Generator().manual_seed(seed))[0]
+        assert sorted(out[:2]) == [7, 8] and sorted(out[2:]) == [9, 10]

@@ -52,6 +52,19 @@ def first_rank(values: np.ndarray, data: InteractionData, truth: np.ndarray) -> 
     return (values > target[:, None]).sum(axis=1)
 
 
+def test_items_of_one_time_train_as_items_without_times() -> None:
+    """Interactions logged at the same time have no order: the model must not learn the
+    matrix's (item-index) order from them, so all-tied times train as no times at all."""
+    data, _ = cycle_walks(n_users=40, steps=6)
+    tied = data.times.copy()
+    tied.data[:] = 1.0
+    untimed = data.with_matrix(data.matrix)
+    same_time = data.with_matrix(data.matrix, tied)
+    config = SMALL.model_copy(update={"epochs": 3})
+    a, b = (UserEncoder(config).train(d, TrainOptions(seed=3)) for d in (untimed, same_time))
+    np.testing.assert_array_equal(a.user_vectors, b.user_vectors)
+
+
 def test_ranks_the_planted_next_item_first() -> None:
     data, next_items = cycle_walks()
     model = UserEncoder(SMALL.model_copy(update={"epochs": 40})).train(data, TrainOptions(seed=1))
