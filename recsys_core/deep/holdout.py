@@ -55,7 +55,8 @@ class Holdout:
         return float(gains.mean())
 
 
-def ordered_sequences(data: InteractionData, gen: torch.Generator) -> list[np.ndarray]:
+def ordered_sequences(data: InteractionData, gen: torch.Generator,
+                      blocks: list[np.ndarray] | None = None) -> list[np.ndarray]:
     """Each user's items oldest first; items of the same time in a seeded random order.
 
     Only time orders a history: interactions that share a timestamp (a burst logged in the
@@ -67,9 +68,10 @@ def ordered_sequences(data: InteractionData, gen: torch.Generator) -> list[np.nd
     Args:
         data: the training data.
         gen: seeded generator.
+        blocks: ``time_blocks(data)``, where the caller has it already.
     """
-    return shuffle_ties([data.sequence(u) for u in range(data.n_users)], time_blocks(data),
-                        gen)
+    return shuffle_ties([data.sequence(u) for u in range(data.n_users)],
+                        time_blocks(data) if blocks is None else blocks, gen)
 
 
 def time_blocks(data: InteractionData) -> list[np.ndarray]:

@@ -193,7 +193,8 @@ class UserEncoder(Scorer[UserEncoderConfig]):
         warm = warm_items(data.matrix)
         start = time.perf_counter()
         with torch_threads(options), seeded(options.seed, device) as gen:
-            sequences = ordered_sequences(data, gen)
+            blocks = time_blocks(data)
+            sequences = ordered_sequences(data, gen, blocks)
             self.warm_users = np.array([len(s) > 0 for s in sequences], dtype=bool)
             net = SequenceNet(data.n_items, text.shape[1], c)
             initial, self._start = self._start, None
@@ -203,7 +204,7 @@ class UserEncoder(Scorer[UserEncoderConfig]):
             trainer = _Trainer(net, torch.from_numpy(text).to(device), warm, c, gen, device)
             train_sequences, holdout = ((sequences, None) if c.early_stopping == "none"
                                         else carve(sequences, c.eval_users, gen))
-            epochs = trainer.fit(train_sequences, holdout, time_blocks(data))
+            epochs = trainer.fit(train_sequences, holdout, blocks)
             net.eval()
             with torch.no_grad():
                 items = trainer.item_table()
