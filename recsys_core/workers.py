@@ -19,7 +19,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -43,13 +45,28 @@ def pool(workers: int) -> Iterator[None]:
     global _pool
     if _pool is not None:
         raise RuntimeError("a worker pool is already open")
-    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_exit_with_parent, initargs=(os.getpid(),))
     _pool = executor
     try:
         yield
     finally:
         _pool = None
         executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker start-up: end this worker once the process that opened the pool is gone.
+
+    A worker blocks on its task queue, whose pipe its sibling holds open too, so a killed
+    flow would otherwise leave its workers behind, each with torch loaded.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def call(fn: Callable[..., T], *args: Any) -> T:

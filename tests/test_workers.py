@@ -6,7 +6,11 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,3 +81,26 @@ def test_a_training_in_a_worker_equals_one_here(small_run) -> None:
                                       here[part])
     assert np.isfinite(here["fit"]).mean() > 0.5  # real scores, not NaN for unknown users
     assert not np.array_equal(here["fit"], here["fit2"], equal_nan=True)  # the carves differ
+
+
+def running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_workers_end_when_the_process_that_opened_the_pool_is_killed(tmp_path: Path) -> None:
+    script = ("import os\nfrom recsys_core import workers\nwith workers.pool(1):\n"
+              "    print(workers.call(os.getpid), flush=True)\n    os.kill(os.getpid(), 9)\n")
+    out = tmp_path / "out.txt"
+    with out.open("w") as stdout:  # a file, not a pipe: a surviving worker would hold a pipe
+        subprocess.run([sys.executable, "-c", script], stdout=stdout, timeout=120,
+                       cwd=Path(__file__).resolve().parents[1])
+    worker = int(out.read_text().split()[0])
+    deadline = time.monotonic() + 15
+    while running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not running(worker)
