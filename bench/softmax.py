@@ -75,5 +75,6 @@ def row(n: int, args: argparse.Namespace, gen: torch.Generator) -> tuple[float, 
         times["plain"].append(seconds(plain))
     return statistics.median(times["ours"]), statistics.median(times["plain"])
 
+
 if __name__ == "__main__":
     main()
