@@ -144,20 +144,34 @@ def carve(sequences: list[np.ndarray], max_users: int, gen: torch.Generator
 class EarlyStopping:
     """Keep the best state by holdout NDCG; stop after ``patience`` checks without gain.
 
+    With ``smoothing`` above 1 a check counts as the mean of the latest ``smoothing`` values
+    (fewer at the start). A holdout of one item per user moves by chance from epoch to epoch
+    (with 610 users, by as much as a real gain of several epochs), so a single lucky epoch
+    sets a best that the next ``patience`` cannot pass and training stops while the model is
+    still improving; the mean of a few checks moves by chance less.
+
     Args:
         module: the network whose ``state_dict`` is kept.
         patience: checks without improvement before ``step`` returns ``True``.
+        smoothing: checks averaged into the value compared.
+
+    Attributes:
+        best_check: the number of the best check so far (1 for the first; 0 before any).
     """
 
-    def __init__(self, module: torch.nn.Module, patience: int) -> None:
-        self.module, self.patience = module, patience
-        self.best, self.stale = -1.0, 0
+    def __init__(self, module: torch.nn.Module, patience: int, smoothing: int = 1) -> None:
+        self.module, self.patience, self.smoothing = module, patience, smoothing
+        self.best, self.stale, self.checks, self.best_check = -1.0, 0, 0, 0
+        self.values: list[float] = []
         self.state: dict[str, torch.Tensor] | None = None
 
     def step(self, value: float) -> bool:
         """Record one check's value; whether to stop now."""
+        self.checks += 1
+        self.values.append(value)
+        value = float(np.mean(self.values[-self.smoothing:]))
         if value > self.best:
-            self.best, self.stale = value, 0
+            self.best, self.stale, self.best_check = value, 0, self.checks
             self.state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
             return False
         self.stale += 1

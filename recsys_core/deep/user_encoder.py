@@ -82,6 +82,14 @@ class UserEncoderConfig(ScorerConfig):
         full_softmax_items: above this many warm items the loss is a sampled softmax.
         negatives: items sampled per step for the sampled softmax.
         patience: epochs without holdout improvement before stopping.
+        smoothing: holdout checks averaged into the value early stopping compares
+            (``EarlyStopping``).
+        refit_epochs: a training started from a trained network (``warm_start``: the refit
+            on ``train`` from the first carve's model) runs at most as many epochs as that
+            network needed to reach its best (``carve``), or as many as its own early
+            stopping allows (``patience``). The refit's holdout is one item per user, so
+            its NDCG rises and falls by chance from epoch to epoch; with ``patience`` a
+            refit ran 37 epochs where its carve model had needed 21.
         early_stopping: ``holdout`` (each of up to ``eval_users`` users' latest training
             item) or ``none`` (every epoch runs).
         eval_users: users in the holdout.
@@ -103,6 +111,8 @@ class UserEncoderConfig(ScorerConfig):
     full_softmax_items: int = Field(50_000, gt=0)
     negatives: int = Field(4096, gt=0)
     patience: int = Field(5, gt=0)
+    smoothing: int = Field(3, ge=1)
+    refit_epochs: Literal["carve", "patience"] = "carve"
     early_stopping: Literal["holdout", "none"] = "holdout"
     eval_users: int = Field(2000, gt=0)
     eval_k: int = Field(10, gt=0)
@@ -167,6 +177,7 @@ class UserEncoder(Scorer[UserEncoderConfig]):
         net: the trained network, on CPU, in eval mode.
         item_vectors: float32 (n_items, dim); cold items from their text alone.
         user_vectors: float32 (n_users, dim); zero rows for users without history.
+        best_epoch: the epoch whose network was kept (the last one run without a holdout).
     """
 
     name = "user_encoder"
@@ -174,16 +185,18 @@ class UserEncoder(Scorer[UserEncoderConfig]):
     item_vectors: np.ndarray
     user_vectors: np.ndarray
     warm_users: np.ndarray
+    best_epoch: int
 
     def __init__(self, config: UserEncoderConfig | None = None) -> None:
         super().__init__(config or UserEncoderConfig())
-        self._start: tuple[Vocabulary, dict[str, torch.Tensor]] | None = None
+        self._start: tuple[Vocabulary, dict[str, torch.Tensor], int | None] | None = None
 
     def warm_start(self, previous: Scorer) -> bool:
         """Start the next ``train`` from ``previous``'s network (see ``Scorer.warm_start``)."""
         if not isinstance(previous, UserEncoder) or not previous.is_trained():
             return False
-        self._start = (previous.vocabularies()[1], previous.net.state_dict())
+        self._start = (previous.vocabularies()[1], previous.net.state_dict(),
+                       getattr(previous, "best_epoch", None))  # absent from older pickles
         return True
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
@@ -198,21 +211,24 @@ class UserEncoder(Scorer[UserEncoderConfig]):
             self.warm_users = np.array([len(s) > 0 for s in sequences], dtype=bool)
             net = SequenceNet(data.n_items, text.shape[1], c)
             initial, self._start = self._start, None
+            epochs = c.epochs
             if initial is not None and initial[0] == data.items:
                 net.load_state_dict(initial[1])
+                if c.refit_epochs == "carve" and initial[2]:
+                    epochs = min(epochs, initial[2])
             net = net.to(device)
             trainer = _Trainer(net, torch.from_numpy(text).to(device), warm, c, gen, device)
             train_sequences, holdout = ((sequences, None) if c.early_stopping == "none"
                                         else carve(sequences, c.eval_users, gen))
-            epochs = trainer.fit(train_sequences, holdout, blocks)
+            run, self.best_epoch = trainer.fit(train_sequences, holdout, blocks, epochs)
             net.eval()
             with torch.no_grad():
                 items = trainer.item_table()
                 self.item_vectors = items.cpu().numpy()
                 self.user_vectors = encode(net, items, sequences, c.max_len).cpu().numpy()
         self.net = net.cpu()
-        log.info("UserEncoder: %d epochs (%s softmax) over %d users in %.2fs", epochs,
-                 "full" if trainer.full else "sampled", data.n_users,
+        log.info("UserEncoder: %d epochs of %d (best %d; %s softmax) over %d users in %.2fs",
+                 run, epochs, self.best_epoch, "full" if trainer.full else "sampled", data.n_users,
                  time.perf_counter() - start)
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
@@ -327,8 +343,8 @@ class _Trainer:
         return self.net.items(self.text, self.all_items, keep)
 
     def fit(self, sequences: list[np.ndarray], holdout: Holdout | None,
-            blocks: list[np.ndarray]) -> int:
-        """Train; return the number of epochs run.
+            blocks: list[np.ndarray], epochs: int) -> tuple[int, int]:
+        """Train; return the number of epochs run and that of the epoch kept.
 
         Args:
             sequences: per user, the training items oldest first.
@@ -336,10 +352,11 @@ class _Trainer:
             blocks: per user, the time block of each item (``time_blocks``): every epoch
                 reads the items of a block (same time, or a whole history without times) in
                 a new random order, since they have none.
+            epochs: upper bound on epochs.
         """
         c = self.c
         if not any(len(s) > 1 for s in sequences) or not len(self.warm):
-            return 0
+            return 0, 0
         counts = torch.bincount(torch.from_numpy(np.concatenate(sequences)),
                                 minlength=self.n_items).to(self.device)
         popularity = counts[self.warm].float()
@@ -359,7 +376,9 @@ class _Trainer:
                 self._step(index[batch, :longest].to(self.device))
 
         check = None if holdout is None else (lambda: self._holdout_ndcg(holdout))
-        return train_epochs(c.epochs, run_epoch, check, EarlyStopping(self.net, c.patience))
+        stopper = EarlyStopping(self.net, c.patience, c.smoothing)
+        run = train_epochs(epochs, run_epoch, check, stopper)
+        return run, stopper.best_check if check is not None else run
 
     def _windows(self, sequences: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Training windows (padded item indices) and their lengths."""

@@ -48,6 +48,24 @@ def test_early_stopping_restores_the_best_state() -> None:
     assert stopper.step(0.25)  # second check without gain
     stopper.restore()
     assert float(net.weight.detach()) == 2.0
+    assert stopper.best_check == 2
+
+
+def test_smoothed_early_stopping_outlasts_one_lucky_check() -> None:
+    """A rising holdout with one lucky check: compared check by check, the lucky one stops
+    training two checks later; compared as means of three, training goes on and keeps the
+    latest state (means 0.10, 0.175, 0.157, 0.19, 0.187, 0.24)."""
+    values = (0.10, 0.25, 0.12, 0.20, 0.24, 0.28)
+    raw = EarlyStopping(torch.nn.Linear(1, 1), patience=2)
+    assert [raw.step(v) for v in values[:4]] == [False, False, False, True]
+    net = torch.nn.Linear(1, 1, bias=False)
+    smoothed = EarlyStopping(net, patience=2, smoothing=3)
+    for check, value in enumerate(values, start=1):
+        net.weight.data.fill_(check)
+        assert not smoothed.step(value)
+    net.weight.data.fill_(0.0)
+    smoothed.restore()
+    assert smoothed.best_check == 6 and float(net.weight.detach()) == 6.0
 
 
 def test_untimed_holdout_is_a_random_item_not_the_highest_index() -> None:

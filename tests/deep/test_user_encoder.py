@@ -168,6 +168,22 @@ def test_warm_start_continues_from_a_model_trained_on_less() -> None:
     assert warm._start is None  # the starting weights are not kept in the trained model
 
 
+@pytest.mark.parametrize(("refit_epochs", "bound"), [("carve", 6), ("patience", 30)])
+def test_a_warm_started_refit_runs_at_most_the_epochs_its_start_needed(
+        refit_epochs: str, bound: int, caplog: pytest.LogCaptureFixture) -> None:
+    data, _ = cycle_walks(n_users=60)
+    first = UserEncoder(SMALL.model_copy(update={"epochs": 6, "early_stopping": "none"})
+                        ).train(data, TrainOptions(seed=1))
+    assert first.best_epoch == 6  # without a holdout the last epoch is the one kept
+    refit = UserEncoder(SMALL.model_copy(update={
+        "epochs": 30, "patience": 30, "early_stopping": "none", "refit_epochs": refit_epochs}))
+    assert refit.warm_start(first)
+    with caplog.at_level("INFO", logger="recsys_core.deep.user_encoder"):
+        refit.train(data, TrainOptions(seed=2))
+    assert f"UserEncoder: {bound} epochs of {bound} " in caplog.text
+    assert refit.best_epoch == bound
+
+
 @pytest.mark.parametrize("readout", ["last", "history"])
 def test_encoding_in_batches_equals_encoding_each_user_alone(readout: str) -> None:
     # batches are regrouped by length: every vector must still reach its own user
