@@ -161,17 +161,16 @@ class EarlyStopping:
 
     def __init__(self, module: torch.nn.Module, patience: int, smoothing: int = 1) -> None:
         self.module, self.patience, self.smoothing = module, patience, smoothing
-        self.best, self.stale, self.checks, self.best_check = -1.0, 0, 0, 0
+        self.best, self.stale, self.best_check = -1.0, 0, 0
         self.values: list[float] = []
         self.state: dict[str, torch.Tensor] | None = None
 
     def step(self, value: float) -> bool:
         """Record one check's value; whether to stop now."""
-        self.checks += 1
         self.values.append(value)
         value = float(np.mean(self.values[-self.smoothing:]))
         if value > self.best:
-            self.best, self.stale, self.best_check = value, 0, self.checks
+            self.best, self.stale, self.best_check = value, 0, len(self.values)
             self.state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
             return False
         self.stale += 1
