@@ -53,8 +53,7 @@ def main() -> None:
     config = UserEncoderConfig(epochs=1, early_stopping="none")
     last = UserEncoder(config).train(fit_data, options)
     history = UserHistory(UserHistoryConfig(encoder=config), encoder=last).train(fit_data, options)
-    with torch.no_grad():
-        sequences = ordered_sequences(fit_data, torch.Generator().manual_seed(args.seed))
+    sequences = ordered_sequences(fit_data, torch.Generator().manual_seed(args.seed))
     rows: list[tuple[float, float, float]] = []
     check = user_encoder._Trainer._holdout_ndcg
 
