@@ -22,15 +22,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import polars as pl
-
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import encoder_run  # noqa: E402
-from recsys_core.data import schema as S  # noqa: E402
-from recsys_core.data.interactions import InteractionData  # noqa: E402
 from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.evaluation.splits import validation_split  # noqa: E402
@@ -56,16 +51,10 @@ def main() -> None:
     store, embeddings = encoder_run.prepare(args)
     options = TrainOptions(seed=args.seed)
     fit, valid = store.carves()[0]
-    users, items = store.vocabularies()
-    vectors, titles = np.load(embeddings), store.items()[S.TITLE].fill_null("").to_numpy()
-
-    def data(frame: pl.DataFrame) -> InteractionData:
-        return InteractionData.from_frame(frame, users, items, vectors, titles)
-
-    train, test = data(store.frame(fit)), data(store.frame(valid))
+    train, test = store.data(fit, embeddings), store.data(valid)
     inner = validation_split(store.frame(fit), args.protocol, args.seed).train
     start = time.perf_counter()
-    carve = UserEncoder().train(data(inner), options)
+    carve = UserEncoder().train(store.frame_data(inner, embeddings), options)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch threads "
           f"{args.threads}; {args.dataset} / {args.protocol}, seed {args.seed}; carve of the "
           f"carve {time.perf_counter() - start:.1f}s; refit on {fit} ({train.matrix.nnz} "

@@ -187,10 +187,20 @@ class RunStore:
             part: which interactions.
             embeddings: a path from ``save_embeddings``; None leaves the data without them.
         """
+        return self.frame_data(self.frame(part), embeddings)
+
+    def frame_data(self, frame: pl.DataFrame, embeddings: str | Path | None = None
+                   ) -> InteractionData:
+        """Interactions of this run (a part, or a subset of one) as ``InteractionData``.
+
+        Args:
+            frame: interactions over the run's users and items.
+            embeddings: a path from ``save_embeddings``; None leaves the data without them.
+        """
         users, items = self.vocabularies()
         titles = self.items()[S.TITLE].fill_null("").to_numpy()
         vectors = None if embeddings is None else np.load(embeddings)
-        return InteractionData.from_frame(self.frame(part), users, items, vectors, titles)
+        return InteractionData.from_frame(frame, users, items, vectors, titles)
 
     def scorer_path(self, part: Part, name: str) -> Path:
         """Where the source ``name`` trained on ``part`` is (or would be) pickled.
