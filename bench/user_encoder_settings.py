@@ -1,9 +1,10 @@
 """User-encoder settings compared on the validation carves, never on test.
 
 Each variant (config fields over the defaults) is trained on every validation carve's fit
-part, as the flow trains its sources, and scored by the product's evaluator (all items
-ranked, seen items excluded) on that carve's validation part. A default is changed only when
-a variant wins here: the test part of the run is never read.
+part, as the flow trains its sources, and both readouts of the trained network
+(``user_encoder``: the latest state; ``user_history``: the mean state) are scored by the
+product's evaluator (all items ranked, seen items excluded) on that carve's validation part.
+A default is changed only when a variant wins here: the test part of the run is never read.
 
     python bench/user_encoder_settings.py --dataset ml-latest-small --protocol stratified \\
         --variants '{}' '{"dropout": 0.5}'
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import encoder_run  # noqa: E402
 from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig  # noqa: E402
+from recsys_core.deep.user_history import UserHistory, UserHistoryConfig  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
 
@@ -38,17 +40,23 @@ def main() -> None:
     carves = [(store.data(fit, embeddings), store.data(valid)) for fit, valid in store.carves()]
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch threads "
           f"{args.threads}; {args.dataset} / {args.protocol}, seed {args.seed}, "
-          f"{len(carves)} carves\n\n| variant | seconds | validation NDCG@10 per carve | mean |"
-          "\n|---|---:|---:|---:|", flush=True)
+          f"{len(carves)} carves\n\n| variant | seconds | validation NDCG@10 per carve, "
+          "user_encoder | mean | user_history per carve | mean |\n|---|---:|---:|---:|---:|---:|",
+          flush=True)
     for variant in args.variants:
         config = UserEncoderConfig(**json.loads(variant))
         start, values = time.perf_counter(), []
         for fit, valid in carves:
-            model = UserEncoder(config).train(fit, TrainOptions(seed=args.seed))
-            values.append(evaluate({"ue": model}, fit, valid, k=10).metrics["ue"]["ndcg@10"])
-        print(f"| {variant} | {time.perf_counter() - start:.1f} | "
-              f"{', '.join(f'{v:.4f}' for v in values)} | {sum(values) / len(values):.4f} |",
-              flush=True)
+            options = TrainOptions(seed=args.seed)
+            last = UserEncoder(config).train(fit, options)
+            history = UserHistory(UserHistoryConfig(encoder=config), encoder=last).train(
+                fit, options)
+            metrics = evaluate({"last": last, "history": history}, fit, valid, k=10).metrics
+            values.append((metrics["last"]["ndcg@10"], metrics["history"]["ndcg@10"]))
+        seconds = time.perf_counter() - start
+        cells = [", ".join(f"{v[i]:.4f}" for v in values) + " | "
+                 + f"{sum(v[i] for v in values) / len(values):.4f}" for i in (0, 1)]
+        print(f"| {variant} | {seconds:.1f} | {cells[0]} | {cells[1]} |", flush=True)
 
 
 if __name__ == "__main__":
