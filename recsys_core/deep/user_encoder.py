@@ -92,9 +92,9 @@ class UserEncoderConfig(ScorerConfig):
             refit ran 37 epochs where its carve model had needed 21.
         refit_patience: ``patience`` of a training started from a trained network. The
             refit continues a network already at its best on most of the same data, so its
-            gains come early: refitted one level down (``bench/refit.py``, ml-latest-small
-            and amazon-scientific), patience 2 kept the model of patience 5 on stratified
-            and amazon and cost leave_last 1% for half the seconds.
+            gains come early: refitted one level down (``bench/refit.py``), patience 2 kept
+            the model of patience 5 on ml-latest-small stratified and amazon-scientific
+            leave_last, and cost ml-latest-small leave_last 1% for half the seconds.
         early_stopping: ``holdout`` (each of up to ``eval_users`` users' latest training
             item) or ``none`` (every epoch runs).
         eval_users: users in the holdout.
