@@ -12,8 +12,13 @@ import torch
 from bench.quality import DATA
 from recsys_core import pipeline
 from recsys_core.config import Settings
+from recsys_core.data.interactions import InteractionData
 from recsys_core.data.loaders import read_dataset
+from recsys_core.deep.user_encoder import UserEncoder
+from recsys_core.deep.user_history import UserHistory, UserHistoryConfig
+from recsys_core.evaluation.evaluator import evaluate
 from recsys_core.runstore import RunStore
+from recsys_core.scoring import TrainOptions
 from recsys_core.training import TrainingConfig
 from recsys_core.warehouse.store import Warehouse
 
@@ -49,3 +54,20 @@ def prepare(args: argparse.Namespace) -> tuple[RunStore, Path]:
                                  TrainingConfig().carves)
     _, embeddings = pipeline.embed_items(store, settings, settings.encoder)
     return store, embeddings
+
+
+def readouts_ndcg(encoder: UserEncoder, fit: InteractionData, valid: InteractionData,
+                  options: TrainOptions) -> tuple[float, float]:
+    """NDCG@10 on ``valid`` of both readouts of a trained encoder: its latest state
+    (``user_encoder``) and its mean state (``user_history``, which reads the same network).
+
+    Args:
+        encoder: trained on ``fit``.
+        fit: the training data.
+        valid: the data scored.
+        options: run-time options.
+    """
+    history = UserHistory(UserHistoryConfig(encoder=encoder.config), encoder=encoder).train(
+        fit, options)
+    metrics = evaluate({"last": encoder, "history": history}, fit, valid, k=10).metrics
+    return metrics["last"]["ndcg@10"], metrics["history"]["ndcg@10"]

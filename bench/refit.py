@@ -28,8 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import encoder_run  # noqa: E402
 from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig  # noqa: E402
-from recsys_core.deep.user_history import UserHistory, UserHistoryConfig  # noqa: E402
-from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.evaluation.splits import validation_split  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
 
@@ -72,11 +70,8 @@ def main() -> None:
         start = time.perf_counter()
         refit.train(train, options)
         seconds = time.perf_counter() - start
-        history = UserHistory(UserHistoryConfig(encoder=refit.config), encoder=refit).train(
-            train, options)
-        metrics = evaluate({"last": refit, "history": history}, train, test, k=10).metrics
-        print(f"| {name} | {seconds:.1f} | {metrics['last']['ndcg@10']:.4f} | "
-              f"{metrics['history']['ndcg@10']:.4f} |", flush=True)
+        last, history = encoder_run.readouts_ndcg(refit, train, test, options)
+        print(f"| {name} | {seconds:.1f} | {last:.4f} | {history:.4f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import encoder_run  # noqa: E402
 from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig  # noqa: E402
-from recsys_core.deep.user_history import UserHistory, UserHistoryConfig  # noqa: E402
-from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
 
 
@@ -48,11 +46,8 @@ def main() -> None:
         start, values = time.perf_counter(), []
         for fit, valid in carves:
             options = TrainOptions(seed=args.seed)
-            last = UserEncoder(config).train(fit, options)
-            history = UserHistory(UserHistoryConfig(encoder=config), encoder=last).train(
-                fit, options)
-            metrics = evaluate({"last": last, "history": history}, fit, valid, k=10).metrics
-            values.append((metrics["last"]["ndcg@10"], metrics["history"]["ndcg@10"]))
+            encoder = UserEncoder(config).train(fit, options)
+            values.append(encoder_run.readouts_ndcg(encoder, fit, valid, options))
         seconds = time.perf_counter() - start
         cells = [", ".join(f"{v[i]:.4f}" for v in values) + " | "
                  + f"{sum(v[i] for v in values) / len(values):.4f}" for i in (0, 1)]
