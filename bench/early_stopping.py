@@ -15,6 +15,7 @@ which epoch it keeps and what that epoch scores on validation. The test part is 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -62,10 +63,10 @@ def main() -> None:
         trainer.net.eval()
         with torch.no_grad():
             items = trainer.item_table()
-            for scorer, readout in ((last, "last"), (history, "history")):
+            for scorer, recency in ((last, 0.0), (history, math.inf)):
                 scorer.item_vectors = items.numpy()
                 scorer.user_vectors = encode(trainer.net, items, sequences,
-                                             trainer.c.max_len, readout).numpy()
+                                             trainer.c.max_len, recency).numpy()
         trainer.net.train()
         metrics = evaluate({"last": last, "history": history}, fit_data, valid_data,
                            k=10).metrics

@@ -204,7 +204,8 @@ def verdict(result: dict, protocol: str) -> list[str]:
         out.append(f"{peer}: {run} epochs (cap {cap}), best epoch {best} (0-based)")
     weights = result["tuning"].config
     out.append(f"fusion: {weights.normaliser}/{weights.missing} weights "
-               + json.dumps({n: round(w, 3) for n, w in weights.weights.items()}))
+               + json.dumps({n: round(w, 3) for n, w in weights.weights.items()})
+               + f", readouts {json.dumps(weights.readouts)}")
     out.append("tuned source params: " + json.dumps(result["params"]))
     out.append(f"validation ndcg@10: fused {result['tuning'].ndcg:.4f} (per carve "
                + ", ".join(f"{v:.4f}" for v in result["tuning"].per_carve) + "), single "

@@ -357,7 +357,7 @@ def _evaluation_scorers(train: InteractionData, source_paths: Mapping[str, str |
     """The fusion over the sources, and by name: ``fused``, each source, each baseline."""
     sources = load_sources(source_paths)
     fused = WeightedFusion(fusion, sources).train(train)
-    return fused, {"fused": fused, **sources, **load_sources(baseline_paths)}
+    return fused, {"fused": fused, **fused.sources, **load_sources(baseline_paths)}
 
 
 def report_run(final: FinalModel, dataset: str, protocol: str, k: int, fusion: FusionConfig
@@ -379,6 +379,7 @@ def report_run(final: FinalModel, dataset: str, protocol: str, k: int, fusion: F
     test = paired_test(evaluation, "fused", best)
     section = FusionSection(
         weights=fusion.weights, normaliser=fusion.normaliser, missing=fusion.missing,
+        readouts=fusion.readouts or None,
         vs_best_single=BestSingle(source=best, mean_diff=test.mean_diff, ci_low=test.ci_low,
                                   ci_high=test.ci_high, p_bootstrap=test.p_bootstrap,
                                   p_wilcoxon=test.p_wilcoxon))

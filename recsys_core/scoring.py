@@ -304,6 +304,21 @@ class Scorer(ABC, Generic[C]):
         """
         return False
 
+    def readouts(self) -> tuple[float, ...]:
+        """Ways this trained source can read its users without training again (``read``).
+
+        Empty (the default) when there is one; the first is the one ``train`` leaves.
+        """
+        return ()
+
+    def read(self, readout: float) -> Self:
+        """A copy that reads its users with ``readout``, one of ``readouts()``.
+
+        Raises:
+            ValueError: the source has no such readout.
+        """
+        raise ValueError(f"source {self.name!r} has no readout {readout!r}")
+
     @abstractmethod
     def _fit(self, data: InteractionData, options: TrainOptions) -> None: ...
 

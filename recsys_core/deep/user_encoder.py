@@ -28,6 +28,7 @@ the same single forward pass over their recent items.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Literal
@@ -62,6 +63,9 @@ from recsys_core.deep.torch_utils import (
 from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
 
 log = logging.getLogger(__name__)
+
+RECENCIES = (0.0, 4.0, 16.0, 64.0)
+"""The readouts ``UserEncoder.read`` offers (half-lives in items; see ``encode``)."""
 
 
 class UserEncoderConfig(ScorerConfig):
@@ -182,7 +186,10 @@ class UserEncoder(Scorer[UserEncoderConfig]):
     Attributes:
         net: the trained network, on CPU, in eval mode.
         item_vectors: float32 (n_items, dim); cold items from their text alone.
-        user_vectors: float32 (n_users, dim); zero rows for users without history.
+        user_vectors: float32 (n_users, dim), read with ``recency``; zero rows for users
+            without history.
+        sequences: per user, the training items oldest first, as the network read them.
+        recency: the readout of ``user_vectors`` and fold-in (``encode``); 0 after training.
         best_epoch: the epoch whose network was kept (the last one run without a holdout).
     """
 
@@ -192,6 +199,8 @@ class UserEncoder(Scorer[UserEncoderConfig]):
     user_vectors: np.ndarray
     warm_users: np.ndarray
     best_epoch: int
+    sequences: list[np.ndarray]
+    recency: float = 0.0  # the readout (``read``); class default for older pickles
 
     def __init__(self, config: UserEncoderConfig | None = None) -> None:
         super().__init__(config or UserEncoderConfig())
@@ -234,10 +243,35 @@ class UserEncoder(Scorer[UserEncoderConfig]):
                 items = trainer.item_table()
                 self.item_vectors = items.cpu().numpy()
                 self.user_vectors = encode(net, items, sequences, c.max_len).cpu().numpy()
+        self.sequences, self.recency = sequences, 0.0
         self.net = net.cpu()
         log.info("UserEncoder: %d epochs of %d (best %d; %s softmax) over %d users in %.2fs",
                  run, epochs, self.best_epoch, "full" if trainer.full else "sampled", data.n_users,
                  time.perf_counter() - start)
+
+    def readouts(self) -> tuple[float, ...]:
+        """Half-lives in items (``encode``'s ``recency``) users can be read with (``read``).
+
+        0, the state after the latest item, is what ``train`` reads; the plain mean of every
+        state is ``UserHistory``, a source of its own. Empty for pickles from before
+        ``sequences`` was kept.
+        """
+        return RECENCIES if hasattr(self, "sequences") else ()
+
+    def read(self, readout: float) -> UserEncoder:
+        """A copy whose user vectors (and fold-in) read the network with recency ``readout``.
+
+        Raises:
+            ValueError: ``readout`` is not one of ``readouts()``.
+        """
+        if readout not in self.readouts():
+            raise ValueError(f"user_encoder has no readout {readout!r}: {self.readouts()}")
+        clone = copy.copy(self)
+        clone.recency = readout
+        with torch.no_grad():
+            clone.user_vectors = encode(self.net, torch.from_numpy(self.item_vectors),
+                                        self.sequences, self.config.max_len, readout).numpy()
+        return clone
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         scores = self.user_vectors[user_index] @ self.item_vectors.T
@@ -246,11 +280,11 @@ class UserEncoder(Scorer[UserEncoderConfig]):
 
     def _fold_in(self, history: History) -> np.ndarray:
         return fold_in_scores(self.net, self.item_vectors, list(history.sequences),
-                              self.config.max_len, "last")
+                              self.config.max_len, self.recency)
 
 
 def fold_in_scores(net: SequenceNet, item_vectors: np.ndarray, sequences: list[np.ndarray],
-                   max_len: int, readout: Literal["last", "history"]) -> np.ndarray:
+                   max_len: int, recency: float) -> np.ndarray:
     """Scores of pseudo-users read from their sequences (``encode``); NaN rows for empty ones.
 
     Args:
@@ -258,17 +292,17 @@ def fold_in_scores(net: SequenceNet, item_vectors: np.ndarray, sequences: list[n
         item_vectors: float32 (n_items, dim) item vectors.
         sequences: per pseudo-user, item indices oldest first.
         max_len: history length one forward pass reads.
-        readout: see ``encode``.
+        recency: see ``encode``.
     """
     with torch.no_grad():
-        users = encode(net, torch.from_numpy(item_vectors), sequences, max_len, readout)
+        users = encode(net, torch.from_numpy(item_vectors), sequences, max_len, recency)
     scores = users.numpy() @ item_vectors.T
     scores[[len(s) == 0 for s in sequences]] = np.nan
     return scores
 
 
 def encode(net: SequenceNet, items: torch.Tensor, sequences: list[np.ndarray], max_len: int,
-           readout: Literal["last", "history"] = "last", batch: int = 512) -> torch.Tensor:
+           recency: float = 0.0, batch: int = 512) -> torch.Tensor:
     """User vectors from their sequences; zero for empty ones.
 
     Args:
@@ -276,20 +310,28 @@ def encode(net: SequenceNet, items: torch.Tensor, sequences: list[np.ndarray], m
         items: (n_items, dim) item vectors.
         sequences: item indices, oldest first.
         max_len: history length one forward pass reads.
-        readout: ``last``: the state after the latest item (over the latest ``max_len``),
-            what the network is trained to make predict the next item. ``history``: the
-            mean of the states after every item of the whole history (read in consecutive
-            chunks of ``max_len``), which predicts what the user takes at any point of it.
+        recency: how far back a user vector reads, as a half-life in items. ``0``: the
+            state after the latest item (over the latest ``max_len``), what the network is
+            trained to make predict the next item. ``h > 0``: a mean of the states after
+            every item of the whole history (read in consecutive chunks of ``max_len``), the
+            state ``age`` items before the latest weighted ``2 ** (-age / h)``; ``inf``: the
+            plain mean, which predicts what the user takes at any point of their history.
         batch: chunks per forward pass.
     """
     out = torch.zeros((len(sequences), items.shape[1]), device=items.device)
     table = torch.cat([items, torch.zeros_like(items[:1])])  # padding row
-    if readout == "last":
+    if recency == 0:
         owners = [u for u, s in enumerate(sequences) if len(s)]
         chunks = [sequences[u][-max_len:] for u in owners]
     else:
         owners = [u for u, s in enumerate(sequences) for _ in range(0, len(s), max_len)]
         chunks = [s[i:i + max_len] for s in sequences for i in range(0, len(s), max_len)]
+        # the weight of each chunk's positions, by their age in their owner's history
+        ages = [len(s) - 1 - np.arange(i, min(i + max_len, len(s)))
+                for s in sequences for i in range(0, len(s), max_len)]
+        weights = [np.exp2(-a / recency) for a in ages]
+        totals = np.zeros(len(sequences))
+        np.add.at(totals, owners, [w.sum() for w in weights])
     # Batches of similar lengths, each padded to its longest: short histories would
     # otherwise be padded to the longest of a random batch (about max_len).
     order = np.argsort([len(c) for c in chunks], kind="stable")
@@ -298,18 +340,21 @@ def encode(net: SequenceNet, items: torch.Tensor, sequences: list[np.ndarray], m
         torch.from_numpy(order).to(items.device)]
     for start in range(0, len(chunks), batch):
         part = chunks[start:start + batch]
-        index, lengths = pad(part, max(len(c) for c in part), len(items))
+        longest = max(len(c) for c in part)
+        index, lengths = pad(part, longest, len(items))
         states = net.states(table[torch.from_numpy(index).to(items.device)])
-        lengths_t = torch.from_numpy(lengths).to(items.device)
         rows = owner[start:start + batch]
-        if readout == "last":
-            out[rows] = states[torch.arange(len(part), device=items.device), lengths_t - 1]
-        else:  # sums per owner; divided by the history length below
-            valid = torch.arange(states.shape[1], device=items.device)[None, :] < lengths_t[:, None]
-            out.index_add_(0, rows, (states * valid[..., None]).sum(dim=1))
-    if readout == "history":
-        sizes = torch.tensor([len(s) for s in sequences], dtype=out.dtype, device=out.device)
-        out /= sizes.clamp_min(1)[:, None]
+        if recency == 0:
+            last = torch.from_numpy(lengths).to(items.device) - 1
+            out[rows] = states[torch.arange(len(part), device=items.device), last]
+        else:  # weighted sums per owner (padding weighs 0); divided by the totals below
+            step = np.zeros((len(part), longest), dtype=np.float32)
+            for row, i in enumerate(order[start:start + batch]):
+                step[row, :len(weights[i])] = weights[i]
+            step_t = torch.from_numpy(step).to(items.device)
+            out.index_add_(0, rows, (states * step_t[..., None]).sum(dim=1))
+    if recency != 0:
+        out /= torch.from_numpy(np.maximum(totals, 1e-30)).to(out)[:, None]
     return out
 
 

@@ -5,7 +5,7 @@ after the latest items: right when the question is "what next" (leave_last, temp
 the question is which of a user's items are missing from anywhere in their history (a random
 holdout such as ``stratified``), the state after the latest items misses the older tastes.
 This source reads the same trained network differently: a user is the mean of the states
-after every item of their history (``user_encoder.encode``, readout ``history``). Being a
+after every item of their history (``user_encoder.encode`` with an infinite half-life). Being a
 separate source, the fusion tuner weighs the two readouts on its validation carves, so no
 protocol has to say which one is right.
 
@@ -14,6 +14,8 @@ It trains nothing of its own when given the user encoder already trained on the 
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -83,7 +85,7 @@ class UserHistory(Scorer[UserHistoryConfig]):
             with torch.no_grad():
                 self.user_vectors = encode(self.net, torch.from_numpy(self.item_vectors),
                                            sequences, self.config.encoder.max_len,
-                                           "history").numpy()
+                                           math.inf).numpy()
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         scores = self.user_vectors[user_index] @ self.item_vectors.T
@@ -92,4 +94,4 @@ class UserHistory(Scorer[UserHistoryConfig]):
 
     def _fold_in(self, history: History) -> np.ndarray:
         return fold_in_scores(self.net, self.item_vectors, list(history.sequences),
-                              self.config.encoder.max_len, "history")
+                              self.config.encoder.max_len, math.inf)

@@ -67,12 +67,14 @@ class FusionSection(_Section):
         weights: source name -> fused weight.
         normaliser: per-user score normaliser.
         missing: what a missing source score becomes.
+        readouts: source name -> the readout chosen on the carves (``FusionConfig``).
         vs_best_single: fused against the best single source.
     """
 
     weights: dict[str, float]
     normaliser: str | None = Field(None, exclude_if=_absent)
     missing: str | None = Field(None, exclude_if=_absent)
+    readouts: dict[str, float] | None = Field(None, exclude_if=_absent)
     vs_best_single: BestSingle | None = Field(None, exclude_if=_absent)
 
 
@@ -368,6 +370,9 @@ def render_markdown(report: RunReport) -> str:
     best = report.fusion.vs_best_single
     lines += ["", "## Fusion", "", "| source | weight |", "|---|---|"]
     lines += [f"| {name} | {weight:.4f} |" for name, weight in report.fusion.weights.items()]
+    if report.fusion.readouts:
+        lines += ["", "Readouts chosen on the validation carves: " + ", ".join(
+            f"{name} {value:g}" for name, value in report.fusion.readouts.items()) + "."]
     if best:
         lines += ["", f"Fused vs best single source ({best.source}): mean per-user NDCG "
                   f"difference {best.mean_diff:+.4f}, 95% CI [{best.ci_low:+.4f}, "

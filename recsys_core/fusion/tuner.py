@@ -145,6 +145,10 @@ def tune(carves: Sequence[Carve], k: int = 10, trials: int = 30, seed: int = 42,
     """
     if not carves:
         raise ValueError("tune needs at least one carve")
+    readouts = choose_readouts(carves, k, seed, min_gain_se)
+    if readouts:
+        carves = [Carve(carve.fusion.with_config(FusionConfig(readouts=readouts)), carve.fit,
+                        carve.validation) for carve in carves]
     per_user_ndcg = _Objective(carves, k, seed)
     names = per_user_ndcg.names
 
@@ -181,11 +185,52 @@ def tune(carves: Sequence[Carve], k: int = 10, trials: int = 30, seed: int = 42,
     if not clears(values, anchor_values, min_gain_se):
         config, values = anchor, anchor_values  # the study's gain is within noise
     config, values = refine(config, values, per_user_ndcg, min_gain_se=min_gain_se)
+    config = config.model_copy(update={"readouts": readouts})
     log.info("fusion tuned on %d validation users over %d carves: ndcg@%d %.4f (optuna %.4f, "
              "best single %s %.4f)", per_user_ndcg.users, len(carves), k, _mean(values),
              study.best_value, top, single[top])
     return TuningResult(config, _mean(values), single, len(study.trials),
                         tuple(float(np.mean(v)) for v in values))
+
+
+def choose_readouts(carves: Sequence[Carve], k: int, seed: int, min_gain_se: float
+                    ) -> dict[str, float]:
+    """For each source with several readouts (``Scorer.readouts``), the best one alone.
+
+    A readout replaces the one ``train`` left only when its gain ``clears`` on all carves.
+    The user encoder's readouts are how far back its user vector reads: the question a
+    split asks (the next item, or any item of the history) decides which is right, so it is
+    chosen on the carves, which are drawn the way the run's test part is.
+
+    Args:
+        carves: the validation carves.
+        k: cut-off of the metric.
+        seed: seed of the user sample (``_Objective``).
+        min_gain_se: see ``clears``.
+    """
+    chosen: dict[str, float] = {}
+    for name, scorer in carves[0].fusion.sources.items():
+        options = scorer.readouts()
+        if len(options) < 2:
+            continue
+        alone = FusionConfig(weights={name: 1.0})
+
+        def ndcg(readout: float, name: str = name, alone: FusionConfig = alone) -> PerUser:
+            read = [Carve(WeightedFusion(FusionConfig(readouts={name: readout}),
+                                         {name: carve.fusion.sources[name]}).train(carve.fit),
+                          carve.fit, carve.validation) for carve in carves]
+            return _Objective(read, k, seed)(alone)
+
+        best, best_values = options[0], ndcg(options[0])
+        for readout in options[1:]:
+            values = ndcg(readout)
+            if _mean(values) > _mean(best_values) and clears(values, best_values, min_gain_se):
+                best, best_values = readout, values
+        log.info("%s reads its users with %r on the carves (ndcg@%d %.4f)", name, best, k,
+                 _mean(best_values))
+        if best != options[0]:
+            chosen[name] = best
+    return chosen
 
 
 def _mean(values: PerUser) -> float:

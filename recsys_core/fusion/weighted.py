@@ -27,12 +27,15 @@ class FusionConfig(ScorerConfig):
         bias: w0; it shifts every score equally, so it never changes a ranking.
         normaliser: per-user normalisation of each source.
         missing: what a source contributes where it cannot score an item.
+        readouts: source name -> how that source reads its users (``Scorer.read``), for
+            sources that offer several ways; absent: as trained.
     """
 
     weights: dict[str, float] = Field(default_factory=dict)
     bias: float = 0.0
     normaliser: Normaliser = "zscore"
     missing: Literal["mean", "min"] = "mean"
+    readouts: dict[str, float] = Field(default_factory=dict)
 
 
 def combine(source_scores: Mapping[str, np.ndarray], config: FusionConfig) -> np.ndarray:
@@ -125,18 +128,23 @@ class WeightedFusion(Scorer[FusionConfig]):
     """Weighted sum of normalised source scores.
 
     Args:
-        config: the weights and normalisation.
-        sources: source name -> scorer; trained by ``train`` unless already trained.
+        config: the weights, normalisation and readouts.
+        sources: source name -> scorer; trained by ``train`` unless already trained. The
+            fusion holds trained sources read with ``config.readouts`` (copies).
     """
 
     name = "fused"
 
     def __init__(self, config: FusionConfig, sources: Mapping[str, Scorer]) -> None:
         super().__init__(config)
-        missing = set(config.weights) - set(sources)
+        missing = (set(config.weights) | set(config.readouts)) - set(sources)
         if missing:
-            raise ValueError(f"fusion weights name unknown sources: {sorted(missing)}")
-        self.sources = dict(sources)
+            raise ValueError(f"fusion config names unknown sources: {sorted(missing)}")
+        self.sources = {name: self._read(name, scorer) for name, scorer in sources.items()}
+
+    def _read(self, name: str, scorer: Scorer) -> Scorer:
+        readout = self.config.readouts.get(name)
+        return scorer if readout is None or not scorer.is_trained() else scorer.read(readout)
 
     def with_config(self, config: FusionConfig) -> WeightedFusion:
         """Return the same trained sources under other weights."""
@@ -147,7 +155,7 @@ class WeightedFusion(Scorer[FusionConfig]):
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
         for name, scorer in self.sources.items():
             if not scorer.is_trained():
-                scorer.train(data, options)
+                self.sources[name] = self._read(name, scorer.train(data, options))
             elif scorer.users != data.users or scorer.items != data.items:
                 raise ValueError(f"source {name!r} was trained over other vocabularies")
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -204,8 +205,8 @@ def test_a_warm_started_refit_stops_after_its_own_patience(
     assert run == refit.best_epoch + refit_patience < 30
 
 
-@pytest.mark.parametrize("readout", ["last", "history"])
-def test_encoding_in_batches_equals_encoding_each_user_alone(readout: str) -> None:
+@pytest.mark.parametrize("recency", [0.0, 16.0, math.inf])
+def test_encoding_in_batches_equals_encoding_each_user_alone(recency: float) -> None:
     # batches are regrouped by length: every vector must still reach its own user
     config = UserEncoderConfig(dim=16, text_hidden=16, max_len=20, dropout=0.0)
     torch.manual_seed(0)
@@ -214,8 +215,28 @@ def test_encoding_in_batches_equals_encoding_each_user_alone(readout: str) -> No
     sequences = [rng.integers(0, 100, rng.integers(0, 60)) for _ in range(120)]
     items = torch.randn(100, 16)
     with torch.no_grad():
-        together = encode(net, items, sequences, 20, readout, batch=37)  # type: ignore[arg-type]
-        alone = torch.cat([encode(net, items, [s], 20, readout)  # type: ignore[arg-type]
-                           for s in sequences])
+        together = encode(net, items, sequences, 20, recency, batch=37)
+        alone = torch.cat([encode(net, items, [s], 20, recency) for s in sequences])
     assert torch.allclose(together, alone, atol=1e-5)
     assert not together[[len(s) == 0 for s in sequences]].any()
+
+
+def test_read_rereads_users_and_fold_in_with_a_half_life() -> None:
+    data, _ = cycle_walks(n_users=30, steps=8)
+    model = UserEncoder(SMALL.model_copy(update={"epochs": 2})).train(data, TrainOptions(seed=1))
+    assert model.readouts()[0] == 0.0 and math.inf not in model.readouts()  # user_history's
+    read = model.read(16.0)
+    sequences = [data.sequence(u) for u in range(data.n_users)]
+    with torch.no_grad():
+        expected = encode(model.net, torch.from_numpy(model.item_vectors), sequences,
+                          SMALL.max_len, 16.0).numpy()
+        latest = encode(model.net, torch.from_numpy(model.item_vectors), sequences,
+                        SMALL.max_len).numpy()
+    np.testing.assert_allclose(read.user_vectors, expected, atol=1e-5)
+    np.testing.assert_allclose(model.user_vectors, latest, atol=1e-5)  # the original kept
+    assert not np.allclose(read.user_vectors, model.user_vectors, atol=1e-3)
+    # fold-in of the users' own histories reads them the same way
+    folded = read.fold_in([list(data.items.id(s)) for s in sequences[:5]]).values
+    np.testing.assert_allclose(folded, read.score(data.users.ids[:5]).values, atol=1e-4)
+    with pytest.raises(ValueError, match="no readout"):
+        model.read(math.inf)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -18,24 +20,30 @@ class TestUserHistoryContract(ScorerContract):
         return UserHistory(UserHistoryConfig(encoder=SMALL))
 
 
-def test_history_readout_is_the_mean_state_over_consecutive_chunks() -> None:
+def test_readouts_weigh_the_states_over_consecutive_chunks_by_age() -> None:
     config = UserEncoderConfig(dim=8, blocks=1, max_len=4, text_hidden=8)
     torch.manual_seed(0)
     net = SequenceNet(12, 5, config).eval()
     items = torch.randn(12, 8)
     sequences = [np.array([3, 1, 4, 1, 5, 9, 2]), np.array([], dtype=np.int64), np.array([7])]
     with torch.no_grad():
-        history = encode(net, items, sequences, config.max_len, "history", batch=2)
-        last = encode(net, items, sequences, config.max_len, "last")
+        history = encode(net, items, sequences, config.max_len, math.inf, batch=2)
+        last = encode(net, items, sequences, config.max_len, 0.0)
+        halved = encode(net, items, sequences, config.max_len, 2.0, batch=2)
         first = net.states(items[torch.tensor([[3, 1, 4, 1]])])[0]
         second = net.states(items[torch.tensor([[5, 9, 2]])])[0]
         latest = net.states(items[torch.tensor([[1, 5, 9, 2]])])[0, -1]
         single = net.states(items[torch.tensor([[7]])])[0, 0]
     torch.testing.assert_close(history[0], torch.cat([first, second]).mean(dim=0))
+    # a half-life of 2 items: the state k items before the latest weighs 2 ** (-k / 2)
+    weights = torch.tensor([2 ** (-age / 2) for age in range(6, -1, -1)])
+    torch.testing.assert_close(halved[0], (torch.cat([first, second]) * weights[:, None]).sum(0)
+                               / weights.sum())
     torch.testing.assert_close(last[0], latest)
     assert not history[1].any() and not last[1].any()
     torch.testing.assert_close(history[2], single)
     torch.testing.assert_close(last[2], single)
+    torch.testing.assert_close(halved[2], single)
 
 
 def test_reads_a_given_trained_encoder_without_training_again(monkeypatch) -> None:

@@ -170,3 +170,53 @@ def test_a_weak_gain_over_the_best_single_source_is_not_kept(parts) -> None:
     assert strict.ndcg == pytest.approx(strict.single["signal"])
     assert loose.ndcg > strict.ndcg  # the lucky noise mix wins on validation when allowed
     assert loose.config.weights["noise"] > 0
+
+
+class ReadableScorer(FixedScorer):
+    """Scores with one fixed matrix per readout; ``train`` leaves readout 0."""
+
+    def __init__(self, by_readout: dict[float, np.ndarray]) -> None:
+        super().__init__(by_readout[0.0])
+        self.by_readout, self.readout = by_readout, 0.0
+
+    def readouts(self) -> tuple[float, ...]:
+        return tuple(self.by_readout)
+
+    def read(self, readout: float) -> ReadableScorer:
+        clone = ReadableScorer(self.by_readout)
+        clone.users, clone.items, clone.readout = self.users, self.items, readout
+        clone.values = self.by_readout[readout]
+        return clone
+
+
+def test_a_readout_is_chosen_on_validation_and_kept_by_the_fusion(parts) -> None:
+    fit, val, test = parts
+    readable = ReadableScorer({0.0: oracle(test, 3.0, seed=5), 4.0: oracle(val, 0.5, seed=6),
+                               16.0: oracle(val, 3.0, seed=7)})
+    fusion = WeightedFusion(FusionConfig(weights={"seq": 1.0, "noise": 1.0}),
+                            {"seq": readable.train(fit),
+                             "noise": FixedScorer(oracle(val, 0.0, seed=8))}).train(fit)
+    result = tune([Carve(fusion, fit, val)], k=K, trials=TRIALS, seed=0)
+    # readout 16 knows the validation best; readout 0 (as trained) knows test only
+    assert result.config.readouts == {"seq": 16.0}
+    assert result.single["seq"] == pytest.approx(
+        ndcg_on(fusion, FusionConfig(weights={"seq": 1.0}, readouts={"seq": 16.0}), fit, val),
+        abs=1e-9)
+    final = WeightedFusion(result.config, {"seq": readable, "noise": FixedScorer(
+        oracle(val, 0.0, seed=8))}).train(fit)
+    assert final.sources["seq"].readout == 16.0  # type: ignore[attr-defined]
+    assert readable.readout == 0.0  # the given source is not changed
+
+
+def test_a_readout_that_does_not_clear_the_noise_is_not_taken(parts) -> None:
+    fit, val, _ = parts
+    same = oracle(val, 2.0, seed=9)
+    readable = ReadableScorer({0.0: same, 4.0: same + np.float32(1e-3) * oracle(val, 0.0, 10)})
+    fusion = WeightedFusion(FusionConfig(weights={"seq": 1.0}), {"seq": readable}).train(fit)
+    assert tune([Carve(fusion, fit, val)], k=K, trials=TRIALS, seed=0).config.readouts == {}
+
+
+def test_a_readout_of_an_unknown_source_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown sources"):
+        WeightedFusion(FusionConfig(weights={"a": 1.0}, readouts={"b": 4.0}),
+                       {"a": FixedScorer(np.zeros((2, 2)))})

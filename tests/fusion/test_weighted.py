@@ -147,10 +147,10 @@ def test_filled_blocks_follow_the_formula_under_every_config() -> None:
 
 def test_config_round_trips_and_is_frozen() -> None:
     config = FusionConfig(weights={"ease": 0.7, "text": 0.3}, bias=0.1, normaliser="rank",
-                          missing="min")
+                          missing="min", readouts={"text": 4.0})
     dumped = config.model_dump()
     assert dumped == {"weights": {"ease": 0.7, "text": 0.3}, "bias": 0.1, "normaliser": "rank",
-                      "missing": "min"}
+                      "missing": "min", "readouts": {"text": 4.0}}
     assert FusionConfig.model_validate(dumped) == config
     assert FusionConfig.model_validate_json(config.model_dump_json()) == config
     with pytest.raises(ValidationError):
