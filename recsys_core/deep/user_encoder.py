@@ -23,7 +23,10 @@ Macdonald's gSASRec recommend, with text for cold items):
   ``max_windows`` windows, so its cost stops growing with the data.
 
 A user's vector is the state after their latest ``max_len`` items; fold-in of a new user is
-the same single forward pass over their recent items.
+the same single forward pass over their recent items. ``read`` gives a copy that reads users
+further back (a recency-weighted mean of the states after every item; ``encode``): the fusion
+tuner chooses between the readouts on its validation carves, since a random holdout asks for
+what a user takes anywhere in their history, which the latest state misses.
 """
 
 from __future__ import annotations
