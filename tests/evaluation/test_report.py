@@ -113,6 +113,12 @@ def test_a_training_run_s_report_keeps_the_json_key_order(evaluation) -> None:
                         "runs:/abc", "sqlite:///x.db").to_json()
     assert list(report) == [*REPORT_KEYS, "validation", "data", "links"]
     assert list(report["fusion"]) == ["weights", "normaliser", "missing", "vs_best_single"]
+    read = fusion.model_copy(update={"readouts": {"user_encoder": 16.0}})
+    with_readouts = run_report(build_report("synthetic", "stratified", 3, evaluation, read, {},
+                                            None), {}, VALIDATION, DATA, GATED, None, None, "u")
+    assert with_readouts.to_json()["fusion"]["readouts"] == {"user_encoder": 16.0}
+    assert "Readouts chosen on the validation carves: user_encoder 16." in render_markdown(
+        with_readouts)
     assert list(report["fusion"]["vs_best_single"]) == [
         "source", "mean_diff", "ci_low", "ci_high", "p_bootstrap", "p_wilcoxon"]
     assert list(report["registered"]) == ["name", "version", "run_id", "promoted",
