@@ -330,6 +330,9 @@ def render_text(report: RunReport, width: int = 140) -> str:
     weights = report.fusion.weights
     if weights:
         console.print("fusion weights: " + ", ".join(f"{n}={w:.4g}" for n, w in weights.items()))
+    if report.fusion.readouts:
+        console.print("readouts: " + ", ".join(
+            f"{n}={r:g}" for n, r in report.fusion.readouts.items()))
     if report.timings_s:
         console.print("timings (s): " + ", ".join(
             f"{stage}={s:.1f}" for stage, s in report.timings_s.items()))

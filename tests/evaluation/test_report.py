@@ -119,6 +119,7 @@ def test_a_training_run_s_report_keeps_the_json_key_order(evaluation) -> None:
     assert with_readouts.to_json()["fusion"]["readouts"] == {"user_encoder": 16.0}
     assert "Readouts chosen on the validation carves: user_encoder 16." in render_markdown(
         with_readouts)
+    assert "readouts: user_encoder=16" in render_text(with_readouts)
     assert list(report["fusion"]["vs_best_single"]) == [
         "source", "mean_diff", "ci_low", "ci_high", "p_bootstrap", "p_wilcoxon"]
     assert list(report["registered"]) == ["name", "version", "run_id", "promoted",
