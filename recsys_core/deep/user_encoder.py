@@ -264,11 +264,15 @@ class UserEncoder(Scorer[UserEncoderConfig]):
     def read(self, readout: float) -> UserEncoder:
         """A copy whose user vectors (and fold-in) read the network with recency ``readout``.
 
+        Itself when it already reads them so (nothing to encode again).
+
         Raises:
             ValueError: ``readout`` is not one of ``readouts()``.
         """
         if readout not in self.readouts():
             raise ValueError(f"user_encoder has no readout {readout!r}: {self.readouts()}")
+        if readout == self.recency:
+            return self
         clone = copy.copy(self)
         clone.recency = readout
         with torch.no_grad():
@@ -326,15 +330,16 @@ def encode(net: SequenceNet, items: torch.Tensor, sequences: list[np.ndarray], m
     if recency == 0:
         owners = [u for u, s in enumerate(sequences) if len(s)]
         chunks = [sequences[u][-max_len:] for u in owners]
-    else:
-        owners = [u for u, s in enumerate(sequences) for _ in range(0, len(s), max_len)]
-        chunks = [s[i:i + max_len] for s in sequences for i in range(0, len(s), max_len)]
-        # the weight of each chunk's positions, by their age in their owner's history
-        ages = [len(s) - 1 - np.arange(i, min(i + max_len, len(s)))
-                for s in sequences for i in range(0, len(s), max_len)]
-        weights = [np.exp2(-a / recency) for a in ages]
+    else:  # consecutive chunks, each with its positions' weights by age in the history
+        owners, chunks, weights = [], [], []
         totals = np.zeros(len(sequences))
-        np.add.at(totals, owners, [w.sum() for w in weights])
+        for u, s in enumerate(sequences):
+            weight = np.exp2(-np.arange(len(s) - 1, -1, -1) / recency)
+            totals[u] = weight.sum()
+            for i in range(0, len(s), max_len):
+                owners.append(u)
+                chunks.append(s[i:i + max_len])
+                weights.append(weight[i:i + max_len])
     # Batches of similar lengths, each padded to its longest: short histories would
     # otherwise be padded to the longest of a random batch (about max_len).
     order = np.argsort([len(c) for c in chunks], kind="stable")
