@@ -18,7 +18,7 @@ from recsys_core.deep.user_encoder import UserEncoder
 from recsys_core.deep.user_history import UserHistory, UserHistoryConfig
 from recsys_core.evaluation.evaluator import evaluate
 from recsys_core.runstore import RunStore
-from recsys_core.scoring import TrainOptions
+from recsys_core.scoring import Scorer, TrainOptions
 from recsys_core.training import TrainingConfig
 from recsys_core.warehouse.store import Warehouse
 
@@ -57,9 +57,13 @@ def prepare(args: argparse.Namespace) -> tuple[RunStore, Path]:
 
 
 def readouts_ndcg(encoder: UserEncoder, fit: InteractionData, valid: InteractionData,
-                  options: TrainOptions) -> tuple[float, float]:
-    """NDCG@10 on ``valid`` of both readouts of a trained encoder: its latest state
-    (``user_encoder``) and its mean state (``user_history``, which reads the same network).
+                  options: TrainOptions) -> dict[str, float]:
+    """NDCG@10 on ``valid`` of every readout of a trained encoder, by name.
+
+    ``latest``: its latest state (the ``user_encoder`` row of a run that keeps it);
+    ``half-life H``: each recency-weighted readout it offers (``UserEncoder.read``), from
+    which the fusion tuner chooses on the carves; ``mean``: its plain mean state
+    (``user_history``, which reads the same network).
 
     Args:
         encoder: trained on ``fit``.
@@ -67,7 +71,10 @@ def readouts_ndcg(encoder: UserEncoder, fit: InteractionData, valid: Interaction
         valid: the data scored.
         options: run-time options.
     """
-    history = UserHistory(UserHistoryConfig(encoder=encoder.config), encoder=encoder).train(
-        fit, options)
-    metrics = evaluate({"last": encoder, "history": history}, fit, valid, k=10).metrics
-    return metrics["last"]["ndcg@10"], metrics["history"]["ndcg@10"]
+    models: dict[str, Scorer] = {
+        f"half-life {readout:g}" if readout else "latest": encoder.read(readout)
+        for readout in encoder.readouts()}
+    models["mean"] = UserHistory(UserHistoryConfig(encoder=encoder.config),
+                                 encoder=encoder).train(fit, options)
+    metrics = evaluate(models, fit, valid, k=10).metrics
+    return {name: metrics[name]["ndcg@10"] for name in models}

@@ -70,8 +70,9 @@ def main() -> None:
         start = time.perf_counter()
         refit.train(train, options)
         seconds = time.perf_counter() - start
-        last, history = encoder_run.readouts_ndcg(refit, train, test, options)
-        print(f"| {name} | {seconds:.1f} | {last:.4f} | {history:.4f} |", flush=True)
+        values = encoder_run.readouts_ndcg(refit, train, test, options)
+        print(f"| {name} | {seconds:.1f} | {values['latest']:.4f} | {values['mean']:.4f} |",
+              flush=True)
 
 
 if __name__ == "__main__":
