@@ -140,6 +140,24 @@ def test_clears_needs_a_gain_beyond_the_paired_noise() -> None:
     assert clears(0.5, 0.4, 3.0) and not clears(0.4, 0.4, 0.0)  # one number: strict gain
 
 
+def test_clears_counts_a_user_on_two_carves_once() -> None:
+    # 100 users, each with the same difference on both carves: gain 0.18, standard deviation
+    # 1 over the users, so t = 0.18 / (1 / sqrt(100)) = 1.8. Read as 200 independent users,
+    # t = 1.8 * sqrt(2) = 2.55 would clear a 2-SE bar.
+    z = np.random.default_rng(3).normal(size=100)
+    diff = 0.18 + (z - z.mean()) / z.std(ddof=1)
+    current = [np.zeros(100), np.zeros(100)]
+    values = [diff, diff.copy()]
+    users = [np.arange(100), np.arange(100)]
+    assert clears(values, current, 2.0)  # no users given: every value its own user
+    assert not clears(values, current, 2.0, users)
+    assert clears(values, current, 1.7, users)
+    # other users on the second carve: 200 distinct users, the unclustered error again
+    assert clears(values, current, 2.0, [np.arange(100), np.arange(100, 200)])
+    with pytest.raises(ValueError, match="users"):
+        clears(values, current, 2.0, [np.arange(100)])
+
+
 def test_refine_rejects_gains_within_noise() -> None:
     rng = np.random.default_rng(1)
     base = rng.uniform(size=300)
