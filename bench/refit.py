@@ -6,9 +6,9 @@ on a holdout of the refit's own data. This bench plays that one level down, so t
 part is never read: the first carve's fit part stands for ``train`` and its validation part
 for ``test``; a carve of that fit part (``validation_split``, the flow's own carving) stands
 for the carve. The carve model is trained once and refitted under several stopping rules,
-each scored by the product's evaluator (all items ranked) in both readouts (``user_encoder``
-and ``user_history``), so a shorter refit schedule is judged by what it costs the model, not
-only by the time it saves.
+each scored by the product's evaluator (all items ranked) in every readout (the latest state,
+the half-lives the fusion tuner chooses from, the mean state of ``user_history``), so a
+shorter refit schedule is judged by what it costs the model, not only by the time it saves.
 
     python bench/refit.py --dataset ml-latest-small --protocol leave_last
 """
@@ -27,7 +27,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import encoder_run  # noqa: E402
-from recsys_core.deep.user_encoder import UserEncoder, UserEncoderConfig  # noqa: E402
+from recsys_core.deep.user_encoder import (  # noqa: E402
+    RECENCIES,
+    UserEncoder,
+    UserEncoderConfig,
+)
 from recsys_core.evaluation.splits import validation_split  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
 
@@ -40,6 +44,8 @@ VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
     "from scratch, patience 5": (False, {}),
 }
 """Refit variant -> (start from the carve model, config fields over the defaults)."""
+READOUTS = ["latest", *(f"half-life {r:g}" for r in RECENCIES if r), "mean"]
+"""The columns: ``encoder_run.readouts_ndcg``'s names, in its order."""
 
 
 def main() -> None:
@@ -58,8 +64,8 @@ def main() -> None:
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch threads "
           f"{args.threads}; {args.dataset} / {args.protocol}, seed {args.seed}; carve of the "
           f"carve {time.perf_counter() - start:.1f}s; refit on {fit} ({train.matrix.nnz} "
-          f"interactions), scored on {valid}\n\n| refit | seconds | validation NDCG@10, "
-          "user_encoder | user_history |\n|---|---:|---:|---:|",
+          f"interactions), scored on {valid}; validation NDCG@10 of each readout\n\n"
+          f"| refit | seconds | {' | '.join(READOUTS)} |\n|---|---:|" + "---:|" * len(READOUTS),
           flush=True)
     names = list(VARIANTS)
     for name in (names[int(i)] for i in args.variants.split(",")):
@@ -71,8 +77,8 @@ def main() -> None:
         refit.train(train, options)
         seconds = time.perf_counter() - start
         values = encoder_run.readouts_ndcg(refit, train, test, options)
-        print(f"| {name} | {seconds:.1f} | {values['latest']:.4f} | {values['mean']:.4f} |",
-              flush=True)
+        print(f"| {name} | {seconds:.1f} | "
+              + " | ".join(f"{v:.4f}" for v in values.values()) + " |", flush=True)
 
 
 if __name__ == "__main__":
