@@ -45,6 +45,13 @@ def retune(store: RunStore, settings: Settings, trials: int, seed: int) -> dict:
             "epochs": {}}
 
 
+def finished_runs(settings: Settings, protocol: str, seed: int) -> list[RunStore]:
+    """The bench home's runs of ``protocol`` and ``seed`` whose product part finished."""
+    return [run for run in RunStore.under(settings.runs_dir)
+            if run.meta.get("protocol") == protocol and run.meta.get("seed") == seed
+            and run.scorer_path("train", "mostpop").exists()]  # the baseline is trained last
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", default=str(Path(__file__).parent / "results" / "home"),
@@ -56,11 +63,8 @@ def main() -> None:
     args = parser.parse_args()
     for name in args.datasets.split(","):
         settings = Settings(home=Path(args.home) / Path(name).name)
-        runs = RunStore.under(settings.runs_dir)
         for protocol in args.protocols.split(","):
-            found = [r for r in runs if r.meta.get("protocol") == protocol
-                     and r.meta.get("seed") == args.seed  # the baseline is trained last:
-                     and r.scorer_path("train", "mostpop").exists()]  # the product's part ran
+            found = finished_runs(settings, protocol, args.seed)
             if not found:
                 print(f"\n### {name} / {protocol}: no finished run under {args.home}")
                 continue
