@@ -1,0 +1,82 @@
+"""What the refit on ``train`` adds to each source, and to the fusion, on a run's test part.
+
+For a finished bench/quality.py run, the fusion weights are tuned on its carves again (as the
+flow tuned them, seeded: the same weights) and applied to the run's own pickles twice: with
+the sources trained on each validation carve's fit part, and with the refit sources trained
+on ``train`` (what the product ships). Both are scored by the product's evaluator on the
+run's test part, beside each source alone. Nothing is trained, and the test part chooses
+nothing: it shows which sources gain from the refit's extra interactions and which do not,
+which decides whether weights tuned on the carves still hold after the refit.
+
+    python bench/refit_shift.py --home bench/results/home --datasets ml-latest-small \\
+        --protocols stratified
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.quality import DATASETS, PROTOCOLS  # noqa: E402
+from bench.retune import finished_runs  # noqa: E402
+from recsys_core import pipeline  # noqa: E402
+from recsys_core.config import Settings  # noqa: E402
+from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
+from recsys_core.fusion.weighted import FusionConfig, WeightedFusion  # noqa: E402
+from recsys_core.runstore import RunStore  # noqa: E402
+from recsys_core.training import TrainingConfig  # noqa: E402
+
+
+def shift(store: RunStore, config: FusionConfig, k: int = 10) -> list[str]:
+    """Table rows: test NDCG@k of the fusion and each source, per part the sources saw."""
+    names = list(config.weights)
+    train, test = store.data("train"), store.data("test")
+    rows = []
+    for part in [fit for fit, _ in store.carves()] + ["train"]:
+        sources = pipeline.load_sources({n: store.scorer_path(part, n) for n in names})
+        fused = WeightedFusion(config, sources).train(store.data(part))
+        metrics = evaluate({"fused": fused, **fused.sources}, train, test, k=k).metrics
+        values = [metrics[n][f"ndcg@{k}"] for n in ["fused", *names]]
+        best = max(values[1:])
+        rows.append(f"| {part} | " + " | ".join(f"{v:.4f}" for v in values)
+                    + f" | {values[0] / best - 1:+.1%} |")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--home", default=str(Path(__file__).parent / "results" / "home"),
+                        help="the bench/quality.py state folder")
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
+    parser.add_argument("--trials", type=int, default=40, help="fusion tuner trials")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    names = TrainingConfig().fused_sources
+    for name in args.datasets.split(","):
+        settings = Settings(home=Path(args.home) / Path(name).name)
+        for protocol in args.protocols.split(","):
+            found = finished_runs(settings, protocol, args.seed)
+            if not found:
+                print(f"\n### {name} / {protocol}: no finished run under {args.home}")
+                continue
+            store = found[0]
+            carve_paths = [{n: store.scorer_path(fit, n) for n in names}
+                           for fit, _ in store.carves()]
+            config = pipeline.tune_fusion(store, carve_paths, 10, args.trials, args.seed).config
+            print(f"\n### {name} / {protocol} ({store}): test NDCG@10 with the weights tuned "
+                  f"on the carves ({ {n: round(w, 3) for n, w in config.weights.items()} }, "
+                  f"readouts {config.readouts}), the "
+                  "sources trained on each part\n\n| sources trained on | fused | "
+                  + " | ".join(config.weights) + " | fused vs best |\n|---|"
+                  + "---:|" * (len(config.weights) + 2), flush=True)
+            print("\n".join(shift(store, config)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
