@@ -22,29 +22,18 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.quality import DATASETS, PROTOCOLS  # noqa: E402
-from bench.retune import finished_runs  # noqa: E402
+from bench.retune import add_run_arguments, carve_paths, finished_runs, fused_names  # noqa: E402
 from recsys_core import pipeline  # noqa: E402
-from recsys_core.config import Settings  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
-from recsys_core.fusion.tuner import Carve, tune  # noqa: E402
-from recsys_core.fusion.weighted import FusionConfig, WeightedFusion  # noqa: E402
+from recsys_core.fusion.tuner import tune  # noqa: E402
+from recsys_core.fusion.weighted import WeightedFusion  # noqa: E402
 from recsys_core.runstore import RunStore  # noqa: E402
-from recsys_core.scoring import Scorer  # noqa: E402
-from recsys_core.training import TrainingConfig  # noqa: E402
 
 
 def transfer(store: RunStore, trials: int, seed: int, k: int = 10) -> list[str]:
     """Table rows: per carve tuned on, its own gain and its gain on each other carve."""
     parts = store.carves()
-    names = [n for n in TrainingConfig().fused_sources
-             if all(store.scorer_path(fit, n).exists() for fit, _ in parts)]
-    carves = []
-    for fit_part, valid_part in parts:
-        sources = pipeline.load_sources({n: store.scorer_path(fit_part, n) for n in names})
-        data = store.data(fit_part)
-        fusion = WeightedFusion(FusionConfig(weights=dict.fromkeys(sources, 1.0)), sources)
-        carves.append(Carve(fusion.train(data), data, store.data(valid_part)))
+    carves = pipeline.load_carves(store, carve_paths(store, fused_names(store)))
     rows = []
     for a, tuned_on in enumerate(carves):
         result = tune([tuned_on], k=k, trials=trials, seed=seed)
@@ -53,10 +42,8 @@ def transfer(store: RunStore, trials: int, seed: int, k: int = 10) -> list[str]:
         for b, other in enumerate(carves):
             if b == a:
                 continue
-            singles: dict[str, Scorer] = {
-                n: (s.read(result.config.readouts[n]) if n in result.config.readouts else s)
-                for n, s in other.fusion.sources.items()}
             fused = WeightedFusion(result.config, other.fusion.sources).train(other.fit)
+            singles = fused.sources  # read with the tuned readouts
             metrics = evaluate({"fused": fused, **singles}, other.fit, other.validation,
                                k=k).metrics
             best = max(singles, key=lambda n: metrics[n][f"ndcg@{k}"])
@@ -69,25 +56,13 @@ def transfer(store: RunStore, trials: int, seed: int, k: int = 10) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", default=str(Path(__file__).parent / "results" / "home"),
-                        help="the bench/quality.py state folder")
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
-    parser.add_argument("--trials", type=int, default=40, help="fusion tuner trials")
-    parser.add_argument("--seed", type=int, default=42)
+    add_run_arguments(parser)
     args = parser.parse_args()
-    for name in args.datasets.split(","):
-        settings = Settings(home=Path(args.home) / Path(name).name)
-        for protocol in args.protocols.split(","):
-            found = finished_runs(settings, protocol, args.seed)
-            if not found:
-                print(f"\n### {name} / {protocol}: no finished run under {args.home}")
-                continue
-            print(f"\n### {name} / {protocol} ({found[0]}): validation NDCG@10 of the fusion "
-                  "tuned on one carve's sources\n\n| tuned on | there (vs its best single "
-                  "source) | on the other carve (vs its best single source there) |\n"
-                  "|---|---:|---:|", flush=True)
-            print("\n".join(transfer(found[0], args.trials, args.seed)), flush=True)
+    for heading, _, store in finished_runs(args):
+        print(f"\n### {heading} ({store}): validation NDCG@10 of the fusion tuned on one "
+              "carve's sources\n\n| tuned on | there (vs its best single source) | on the "
+              "other carve (vs its best single source there) |\n|---|---:|---:|", flush=True)
+        print("\n".join(transfer(store, args.trials, args.seed)), flush=True)
 
 
 if __name__ == "__main__":

@@ -22,14 +22,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.quality import DATASETS, PROTOCOLS  # noqa: E402
-from bench.retune import finished_runs  # noqa: E402
+from bench.retune import add_run_arguments, carve_paths, finished_runs, fused_names  # noqa: E402
 from recsys_core import pipeline  # noqa: E402
-from recsys_core.config import Settings  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.fusion.weighted import FusionConfig, WeightedFusion  # noqa: E402
 from recsys_core.runstore import RunStore  # noqa: E402
-from recsys_core.training import TrainingConfig  # noqa: E402
 
 
 def shift(store: RunStore, config: FusionConfig, k: int = 10) -> list[str]:
@@ -50,32 +47,17 @@ def shift(store: RunStore, config: FusionConfig, k: int = 10) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--home", default=str(Path(__file__).parent / "results" / "home"),
-                        help="the bench/quality.py state folder")
-    parser.add_argument("--datasets", default=",".join(DATASETS))
-    parser.add_argument("--protocols", default=",".join(PROTOCOLS))
-    parser.add_argument("--trials", type=int, default=40, help="fusion tuner trials")
-    parser.add_argument("--seed", type=int, default=42)
+    add_run_arguments(parser)
     args = parser.parse_args()
-    names = TrainingConfig().fused_sources
-    for name in args.datasets.split(","):
-        settings = Settings(home=Path(args.home) / Path(name).name)
-        for protocol in args.protocols.split(","):
-            found = finished_runs(settings, protocol, args.seed)
-            if not found:
-                print(f"\n### {name} / {protocol}: no finished run under {args.home}")
-                continue
-            store = found[0]
-            carve_paths = [{n: store.scorer_path(fit, n) for n in names}
-                           for fit, _ in store.carves()]
-            config = pipeline.tune_fusion(store, carve_paths, 10, args.trials, args.seed).config
-            print(f"\n### {name} / {protocol} ({store}): test NDCG@10 with the weights tuned "
-                  f"on the carves ({ {n: round(w, 3) for n, w in config.weights.items()} }, "
-                  f"readouts {config.readouts}), the "
-                  "sources trained on each part\n\n| sources trained on | fused | "
-                  + " | ".join(config.weights) + " | fused vs best |\n|---|"
-                  + "---:|" * (len(config.weights) + 2), flush=True)
-            print("\n".join(shift(store, config)), flush=True)
+    for heading, _, store in finished_runs(args):
+        paths = carve_paths(store, fused_names(store))
+        config = pipeline.tune_fusion(store, paths, 10, args.trials, args.seed).config
+        weights = {n: round(w, 3) for n, w in config.weights.items()}
+        print(f"\n### {heading} ({store}): test NDCG@10 with the weights tuned on the carves "
+              f"({weights}, readouts {config.readouts}), the sources trained on each part\n\n"
+              "| sources trained on | fused | " + " | ".join(config.weights)
+              + " | fused vs best |\n|---|" + "---:|" * (len(config.weights) + 2), flush=True)
+        print("\n".join(shift(store, config)), flush=True)
 
 
 if __name__ == "__main__":

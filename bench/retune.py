@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -30,12 +31,21 @@ from recsys_core.runstore import RunStore  # noqa: E402
 from recsys_core.training import BASELINES, TrainingConfig  # noqa: E402
 
 
+def fused_names(store: RunStore) -> list[str]:
+    """The train flow's fused sources that ``store`` trained, on the carves and in the refit."""
+    return [n for n in TrainingConfig().fused_sources
+            if all(store.scorer_path(part, n).exists() for part in ("fit", "train"))]
+
+
+def carve_paths(store: RunStore, names: list[str]) -> list[dict[str, Path]]:
+    """Per carve, the pickles of sources ``names`` trained on its fit part."""
+    return [{n: store.scorer_path(fit, n) for n in names} for fit, _ in store.carves()]
+
+
 def retune(store: RunStore, settings: Settings, trials: int, seed: int) -> dict:
     """Tune the fusion on ``store``'s carve sources and evaluate with its refit sources."""
-    fused = [n for n in TrainingConfig().fused_sources
-             if all(store.scorer_path(part, n).exists() for part in ("fit", "train"))]
-    carve_paths = [{n: store.scorer_path(fit, n) for n in fused} for fit, _ in store.carves()]
-    tuned = pipeline.tune_fusion(store, carve_paths, 10, trials, seed)
+    fused = fused_names(store)
+    tuned = pipeline.tune_fusion(store, carve_paths(store, fused), 10, trials, seed)
     baselines = {n: store.scorer_path("train", n) for n in BASELINES
                  if store.scorer_path("train", n).exists()}
     _, embeddings = pipeline.embed_items(store, settings, settings.encoder)  # from the cache
@@ -45,37 +55,45 @@ def retune(store: RunStore, settings: Settings, trials: int, seed: int) -> dict:
             "epochs": {}}
 
 
-def finished_runs(settings: Settings, protocol: str, seed: int) -> list[RunStore]:
-    """The bench home's runs of ``protocol`` and ``seed`` whose product part finished."""
-    return [run for run in RunStore.under(settings.runs_dir)
-            if run.meta.get("protocol") == protocol and run.meta.get("seed") == seed
-            and run.scorer_path("train", "mostpop").exists()]  # the baseline is trained last
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the benches that read finished bench/quality.py runs."""
     parser.add_argument("--home", default=str(Path(__file__).parent / "results" / "home"),
                         help="the bench/quality.py state folder")
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--protocols", default=",".join(PROTOCOLS))
     parser.add_argument("--trials", type=int, default=40, help="fusion tuner trials")
     parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args()
+
+
+def finished_runs(args: argparse.Namespace) -> Iterator[tuple[str, Settings, RunStore]]:
+    """Per dataset and protocol asked for, ``(heading, settings, run)`` of the home's run of
+    that seed whose product part finished; says so where there is none."""
     for name in args.datasets.split(","):
         settings = Settings(home=Path(args.home) / Path(name).name)
+        runs = RunStore.under(settings.runs_dir)
         for protocol in args.protocols.split(","):
-            found = finished_runs(settings, protocol, args.seed)
+            found = [r for r in runs if r.meta.get("protocol") == protocol
+                     and r.meta.get("seed") == args.seed  # the baseline is trained last:
+                     and r.scorer_path("train", "mostpop").exists()]  # the product's part ran
             if not found:
                 print(f"\n### {name} / {protocol}: no finished run under {args.home}")
                 continue
-            start = time.perf_counter()
-            result = retune(found[0], settings, args.trials, args.seed)
-            print(f"\n### {name} / {protocol} (retuned from {found[0]}, "
-                  f"{time.perf_counter() - start:.0f}s)", flush=True)
-            print("\n".join(table(result)))
-            print("\n".join(line for line in verdict(result, protocol)
-                            if not line.startswith("tuned source params")), flush=True)
-            print("rows: " + json.dumps(found[0].meta["rows"]), flush=True)
+            yield f"{name} / {protocol}", settings, found[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_arguments(parser)
+    args = parser.parse_args()
+    for heading, settings, store in finished_runs(args):
+        start = time.perf_counter()
+        result = retune(store, settings, args.trials, args.seed)
+        print(f"\n### {heading} (retuned from {store}, "
+              f"{time.perf_counter() - start:.0f}s)", flush=True)
+        print("\n".join(table(result)))
+        print("\n".join(line for line in verdict(result, store.meta["protocol"])
+                        if not line.startswith("tuned source params")), flush=True)
+        print("rows: " + json.dumps(store.meta["rows"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -214,13 +214,25 @@ def tune_fusion(store: RunStore, carve_paths: Sequence[Mapping[str, str | Path]]
         trials: Optuna trials.
         seed: sampler seed.
     """
+    return tune(load_carves(store, carve_paths), k=k, trials=trials, seed=seed)
+
+
+def load_carves(store: RunStore, carve_paths: Sequence[Mapping[str, str | Path]]
+                ) -> list[Carve]:
+    """The run's validation carves, each with its sources read from their pickles.
+
+    Args:
+        store: the run.
+        carve_paths: per carve (``RunStore.carves`` order), source name -> pickle of that
+            source trained on the carve's fit part.
+    """
     carves = []
     for (fit_part, valid_part), paths in zip(store.carves(), carve_paths, strict=False):
         sources = load_sources(paths)
         fusion = WeightedFusion(FusionConfig(weights=dict.fromkeys(sources, 1.0)), sources)
         fit = store.data(fit_part)
         carves.append(Carve(fusion.train(fit), fit, store.data(valid_part)))
-    return tune(carves, k=k, trials=trials, seed=seed)
+    return carves
 
 
 def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],
