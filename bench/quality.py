@@ -24,6 +24,8 @@ the cold items (``cold_candidates``).
     python bench/quality.py                                   # everything (about an hour)
     python bench/quality.py --datasets ml-latest-small --protocols stratified --quick
     python bench/quality.py --datasets amazon-scientific --protocols given   # published split
+    python bench/quality.py --datasets amazon-scientific --protocols leave_last --no-product \\
+        --peers recbole_sasrec                                # a peer alone, same split
 
 ``--protocols given`` reproduces the split a dataset directory carries (a ``split`` column, or
 RecBole / UniSRec ``<name>.train|valid|test.inter`` files); datasets without one are skipped.
@@ -58,8 +60,8 @@ from recsys_core.cf.ease import EASE  # noqa: E402
 from recsys_core.config import Settings  # noqa: E402
 from recsys_core.data import schema as S  # noqa: E402
 from recsys_core.data.loaders import read_dataset  # noqa: E402
-from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
-from recsys_core.runstore import Part  # noqa: E402
+from recsys_core.evaluation.evaluator import Evaluation, evaluate  # noqa: E402
+from recsys_core.runstore import Part, RunStore  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
 from recsys_core.training import BASELINES, TrainingConfig, train_side_by_side  # noqa: E402
 from recsys_core.warehouse.store import Warehouse  # noqa: E402
@@ -91,13 +93,29 @@ def has_split(frame: pl.DataFrame) -> bool:
 
 def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argparse.Namespace,
                  timings: dict[str, float]) -> dict:
-    """The product's training path on one split, then the peers on the same split."""
+    """The product's training path on one split, then the peers on the same split.
+
+    With ``args.no_product`` only the peers run (``product`` and ``tuning`` are ``None``):
+    the split depends on the snapshot, protocol and seed alone, so their rows sit beside a
+    product run's of the same options.
+    """
     config = TrainingConfig(protocol=protocol, seed=args.seed, trials=args.trials,
                             **({"sources": dict.fromkeys(args.sources.split(","), {})}
                                if args.sources else {}))
     options = TrainOptions(seed=args.seed)
     with timed(timings, "features+split"):
         store = pipeline.prepare_run(settings, snapshot, protocol, args.seed, config.carves)
+    product = (None if args.no_product
+               else run_product(store, settings, config, args, options, timings))
+    peers, peer_eval, epochs = run_peers(store, protocol, args, options, timings)
+    return {**(product or {"product": None, "tuning": None, "params": {}}),
+            "peers": peer_eval, "rows": store.meta["rows"], "epochs": epochs}
+
+
+def run_product(store: RunStore, settings: Settings, config: TrainingConfig,
+                args: argparse.Namespace, options: TrainOptions,
+                timings: dict[str, float]) -> dict:
+    """The train flow's stages on ``store``'s split: tuned sources, carves, fusion, refit."""
     config = pipeline.size_plan(store, config, settings.large_run)
     with timed(timings, "embed"):
         _, emb = pipeline.embed_items(store, settings, settings.encoder)
@@ -129,7 +147,18 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
     with timed(timings, "evaluate_product"):
         final = pipeline.evaluate_run(store, train_paths, baselines, tuned.config, 10,
                                       embeddings=emb)
-    train, test = store.data("train", emb), store.data("test")
+    return {"product": final.evaluation, "tuning": tuned, "params": params}
+
+
+def run_peers(store: RunStore, protocol: str, args: argparse.Namespace, options: TrainOptions,
+              timings: dict[str, float]) -> tuple[dict, Evaluation | None, dict]:
+    """The peers trained on ``store``'s training part and scored on its test part.
+
+    Returns:
+        the trained peers, their evaluation (``None`` when none ran) and each RecBole peer's
+        (epochs run, best epoch, cap).
+    """
+    train, test = store.data("train"), store.data("test")
     items = store.items()
     categories = (items["categories"].to_list() if "categories" in items.columns else None)
     categories = None if categories is None else [c or [] for c in categories]
@@ -161,8 +190,7 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
                               cold_candidates=protocol == "cold_items") if peers else None)
     epochs = {name: (peer.epochs_run, peer.best_epoch, peer.config.epochs)
               for name, peer in peers.items() if name.startswith("recbole")}
-    return {"product": final.evaluation, "peers": peer_eval, "tuning": tuned,
-            "params": params, "rows": store.meta["rows"], "epochs": epochs}
+    return peers, peer_eval, epochs
 
 
 def table(result: dict) -> list[str]:
@@ -184,6 +212,9 @@ def table(result: dict) -> list[str]:
 
 def verdict(result: dict, protocol: str) -> list[str]:
     product, peers = result["product"], result["peers"]
+    if product is None:  # peers alone
+        return [f"{peer}: {run} epochs (cap {cap}), best epoch {best} (0-based)"
+                for peer, (run, best, cap) in result["epochs"].items()]
     both = {**product.metrics, **(peers.metrics if peers is not None else {})}
     ndcg = {n: v["ndcg@10"] for n, v in both.items()}
     fused = ndcg["fused"]
@@ -237,6 +268,9 @@ def main() -> None:
     parser.add_argument("--peers", default=None,
                         help="comma-separated peers to run (default: all of " + ",".join(PEERS)
                         + "; an empty string runs none)")
+    parser.add_argument("--no-product", action="store_true",
+                        help="peers only, on the split a product run with the same options "
+                        "uses (for peers too slow to rerun beside it)")
     parser.add_argument("--home", default=str(Path(__file__).parent / "results" / "home"),
                         help="state folder; each dataset gets its own warehouse under it")
     args = parser.parse_args()
@@ -280,8 +314,10 @@ def main() -> None:
             start = time.perf_counter()
             result = run_protocol(settings, snapshot, protocol, args, stage)
             total = time.perf_counter() - start
+            scored = result["product"] or result["peers"]
             print(f"\n### {name} / {protocol} (rows {json.dumps(result['rows'])}, "
-                  f"{result['product'].n_users['all']} test users, {total:.0f}s)", flush=True)
+                  f"{scored.n_users['all'] if scored else 0} test users, {total:.0f}s)",
+                  flush=True)
             print("\n".join(table(result)))
             print("\n".join(verdict(result, protocol)))
             print("stage seconds: " + json.dumps({k: round(v, 1) for k, v in stage.items()}),
