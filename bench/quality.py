@@ -169,9 +169,10 @@ def run_peers(store: RunStore, protocol: str, args: argparse.Namespace, options:
     peers = {"peer_ease": EASE(),
              "bivae": BiVAEPeer(BiVAEConfig(n_epochs=args.bivae_epochs)),
              "lightfm": LightFMPeer(LightFMConfig(epochs=10 if quick else 30), categories),
-             "recbole_sasrec": RecBoleSASRec(RecBoleConfig(epochs=args.sasrec_epochs), valid),
-             "recbole_lightgcn": RecBoleLightGCN(RecBoleConfig(epochs=args.lightgcn_epochs),
-                                                 valid)}
+             "recbole_sasrec": RecBoleSASRec(RecBoleConfig(
+                 epochs=args.sasrec_epochs, overrides=args.sasrec_overrides), valid),
+             "recbole_lightgcn": RecBoleLightGCN(RecBoleConfig(
+                 epochs=args.lightgcn_epochs, overrides=args.lightgcn_overrides), valid)}
     if protocol == "cold_items":  # every test item is cold: the ID-only peers score them NaN
         peers = {"lightfm": peers["lightfm"], "lightfm_features": LightFMPeer(
             LightFMConfig(epochs=10 if quick else 30, identity=False), categories)}
@@ -257,6 +258,9 @@ def main() -> None:
         parser.add_argument(f"--{peer}-epochs", type=int, default=None,
                             help=f"most epochs of RecBole's {peer}, which early-stops on "
                             "validation (default 300, RecBole's own; 2 quick)")
+        parser.add_argument(f"--{peer}-overrides", type=json.loads, default={},
+                            help=f"JSON object of RecBole settings that replace its defaults "
+                            f"for {peer} (none by default; the table's header prints them)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="torch threads (1 when datasets run in parallel: torch's thread "
                         "pool crawls on an oversubscribed machine)")
@@ -288,7 +292,9 @@ def main() -> None:
           f"{torch.get_num_threads()}, cuda {torch.cuda.is_available()}; seed {args.seed}, "
           f"fusion trials {args.trials}, source trials {args.source_trials}, "
           f"BiVAE epochs {args.bivae_epochs}, RecBole epochs at most {args.sasrec_epochs} "
-          f"(SASRec) / {args.lightgcn_epochs} (LightGCN), "
+          f"(SASRec) / {args.lightgcn_epochs} (LightGCN), RecBole overrides "
+          f"{json.dumps(args.sasrec_overrides)} (SASRec) / "
+          f"{json.dumps(args.lightgcn_overrides)} (LightGCN), "
           f"quick {args.quick}", flush=True)
     for name in args.datasets.split(","):
         settings = Settings(home=Path(args.home) / Path(name).name)  # one warehouse each, so

@@ -9,8 +9,9 @@ dataset, dataloaders and ``Trainer`` train the model with its default hyperparam
 full-softmax cross-entropy, no sampled negatives; LightGCN BPR with one uniform negative,
 reg 1e-5) and early-stops on the validation part with RecBole's own rule (MRR@10 over full
 ranking, checked every epoch, patience ``stopping_step`` = 10 epochs). The only change to the
-defaults is the epoch cap (``epochs``, RecBole's default 300; see ``RecBoleConfig``); the
-best epoch's checkpoint is loaded back.
+defaults is the epoch cap (``epochs``, RecBole's default 300; see ``RecBoleConfig``), unless
+bench/quality.py is given ``--sasrec-overrides`` / ``--lightgcn-overrides`` (its header
+prints them); the best epoch's checkpoint is loaded back.
 
 A peer built with ``validation=valid`` trains on ``data`` minus the validation pairs
 (the run's ``fit`` part when ``data`` is ``train``) with the validation pairs as RecBole's
@@ -71,7 +72,9 @@ class RecBoleConfig(ScorerConfig):
         epochs: most training epochs (RecBole's default is 300; early stopping on validation
             usually ends training before the cap).
         overrides: other RecBole settings to change (e.g. ``train_batch_size`` for a tiny
-            dataset); the bench passes none, so RecBole's defaults hold.
+            dataset; a smaller ``train_batch_size`` where an epoch cap would stop
+            RecBole's 2,048 long before it converges on a CPU); the bench passes none
+            unless told to.
     """
 
     epochs: int = Field(300, gt=0)
