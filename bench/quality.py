@@ -107,7 +107,7 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
         store = pipeline.prepare_run(settings, snapshot, protocol, args.seed, config.carves)
     product = (None if args.no_product
                else run_product(store, settings, config, args, options, timings))
-    peers, peer_eval, epochs = run_peers(store, protocol, args, options, timings)
+    peer_eval, epochs = run_peers(store, protocol, args, options, timings)
     return {**(product or {"product": None, "tuning": None, "params": {}}),
             "peers": peer_eval, "rows": store.meta["rows"], "epochs": epochs}
 
@@ -151,12 +151,12 @@ def run_product(store: RunStore, settings: Settings, config: TrainingConfig,
 
 
 def run_peers(store: RunStore, protocol: str, args: argparse.Namespace, options: TrainOptions,
-              timings: dict[str, float]) -> tuple[dict, Evaluation | None, dict]:
+              timings: dict[str, float]) -> tuple[Evaluation | None, dict]:
     """The peers trained on ``store``'s training part and scored on its test part.
 
     Returns:
-        the trained peers, their evaluation (``None`` when none ran) and each RecBole peer's
-        (epochs run, best epoch, cap).
+        their evaluation (``None`` when none ran) and each RecBole peer's (epochs run, best
+        epoch, cap).
     """
     train, test = store.data("train"), store.data("test")
     items = store.items()
@@ -191,7 +191,7 @@ def run_peers(store: RunStore, protocol: str, args: argparse.Namespace, options:
                               cold_candidates=protocol == "cold_items") if peers else None)
     epochs = {name: (peer.epochs_run, peer.best_epoch, peer.config.epochs)
               for name, peer in peers.items() if name.startswith("recbole")}
-    return peers, peer_eval, epochs
+    return peer_eval, epochs
 
 
 def table(result: dict) -> list[str]:

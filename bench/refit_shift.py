@@ -50,7 +50,7 @@ def shift(store: RunStore, config: FusionConfig, k: int = 10) -> list[str]:
     for part in [fit for fit, _ in store.carves()] + ["train"]:
         sources = pipeline.load_sources({n: store.scorer_path(part, n) for n in names})
         fused = WeightedFusion(config, sources).train(store.data(part))
-        read = {f"{part}": fused}
+        read = {part: fused}
         if part != "train":  # the same models (readouts applied), reading train's histories
             folded = {n: _folding_in(source, history) for n, source in fused.sources.items()}
             read[f"{part}, train history (fold-in)"] = WeightedFusion(config, folded).train(
