@@ -95,7 +95,7 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
                  timings: dict[str, float]) -> dict:
     """The product's training path on one split, then the peers on the same split.
 
-    With ``args.no_product`` only the peers run (``product`` and ``tuning`` are ``None``):
+    With ``args.no_product`` only the peers run (``product`` is ``None``, no ``tuning``):
     the split depends on the snapshot, protocol and seed alone, so their rows sit beside a
     product run's of the same options.
     """
@@ -108,7 +108,7 @@ def run_protocol(settings: Settings, snapshot: str, protocol: str, args: argpars
     product = (None if args.no_product
                else run_product(store, settings, config, args, options, timings))
     peer_eval, epochs = run_peers(store, protocol, args, options, timings)
-    return {**(product or {"product": None, "tuning": None, "params": {}}),
+    return {**(product or {"product": None}),
             "peers": peer_eval, "rows": store.meta["rows"], "epochs": epochs}
 
 
@@ -213,9 +213,10 @@ def table(result: dict) -> list[str]:
 
 def verdict(result: dict, protocol: str) -> list[str]:
     product, peers = result["product"], result["peers"]
+    epochs = [f"{peer}: {run} epochs (cap {cap}), best epoch {best} (0-based)"
+              for peer, (run, best, cap) in result["epochs"].items()]
     if product is None:  # peers alone
-        return [f"{peer}: {run} epochs (cap {cap}), best epoch {best} (0-based)"
-                for peer, (run, best, cap) in result["epochs"].items()]
+        return epochs
     both = {**product.metrics, **(peers.metrics if peers is not None else {})}
     ndcg = {n: v["ndcg@10"] for n, v in both.items()}
     fused = ndcg["fused"]
@@ -232,8 +233,7 @@ def verdict(result: dict, protocol: str) -> list[str]:
             out.append(f"cold_candidates: fused vs {peer}: "
                        + (f"{100 * (cold['fused'] / cold[peer] - 1):+.1f}%" if cold[peer] > 0
                           else f"{peer} scores 0"))
-    for peer, (run, best, cap) in result["epochs"].items():
-        out.append(f"{peer}: {run} epochs (cap {cap}), best epoch {best} (0-based)")
+    out += epochs
     weights = result["tuning"].config
     out.append(f"fusion: {weights.normaliser}/{weights.missing} weights "
                + json.dumps({n: round(w, 3) for n, w in weights.weights.items()})
