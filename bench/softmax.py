@@ -1,11 +1,13 @@
 """The user encoder's full-softmax step: the chunked loss against autograd's cross-entropy.
 
-Times one loss-and-gradients pass of ``recsys_core.deep.softmax.full_softmax_loss`` and of
-``cross_entropy(states @ items.T)`` with ``backward`` (what plain torch does, holding the
-whole logits matrix and its gradient), on random states and item vectors of the user
-encoder's shapes: the positions of one training step (128 windows of up to 50 items) against
-catalogues of growing size. Runs alternate, and each cell is the median of ``--repeats``, so
-a slow spell of the machine reaches both columns alike.
+Times one loss-and-gradients pass of ``recsys_core.deep.softmax.full_softmax_loss``, with
+float32 and with bfloat16 matrix products, and of ``cross_entropy(states @ items.T)`` with
+``backward`` (what plain torch does, holding the whole logits matrix and its gradient), on
+random states and item vectors of the user encoder's shapes: the positions of one training
+step (128 windows of up to 50 items) against catalogues of growing size. Runs alternate, and
+each cell is the median of ``--repeats``, so a slow spell of the machine reaches every column
+alike. The last column is the bfloat16 gradients' relative error against float32's (the
+norm of the difference over the norm, states and items together).
 
     python bench/softmax.py --items 2000,9000,30000 --threads 1
 """
@@ -25,10 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recsys_core.deep.softmax import full_softmax_loss  # noqa: E402
+from recsys_core.deep.softmax import full_softmax_loss, native_bfloat16  # noqa: E402
 
 
-def seconds(step: Callable[[], None]) -> float:
+def seconds(step: Callable[[], object]) -> float:
     """Wall seconds of one call."""
     start = time.perf_counter()
     step()
@@ -47,33 +49,43 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"threads {args.threads}; {args.positions} positions x dim {args.dim}, median of "
-          f"{args.repeats}\n\n| items | chunked (s) | autograd cross-entropy (s) | ratio |"
-          "\n|---:|---:|---:|---:|", flush=True)
+          f"{args.repeats}; bfloat16 in hardware: {native_bfloat16(torch.device('cpu'))}\n\n"
+          "| items | chunked fp32 (s) | chunked bf16 (s) | autograd cross-entropy (s) | "
+          "fp32 / autograd | bf16 / fp32 | bf16 gradient error |\n|" + "---:|" * 7, flush=True)
     gen = torch.Generator().manual_seed(0)
     for n in (int(v) for v in args.items.split(",")):
-        a, b = row(n, args, gen)
-        print(f"| {n:,} | {a:.3f} | {b:.3f} | {a / b:.2f} |", flush=True)
+        times, error = row(n, args, gen)
+        fp32, bf16, plain = times["fp32"], times["bf16"], times["plain"]
+        print(f"| {n:,} | {fp32:.3f} | {bf16:.3f} | {plain:.3f} | {fp32 / plain:.2f} | "
+              f"{bf16 / fp32:.2f} | {error:.2%} |", flush=True)
 
 
-def row(n: int, args: argparse.Namespace, gen: torch.Generator) -> tuple[float, float]:
-    """Median seconds of the chunked loss and of autograd's, against ``n`` items."""
+def row(n: int, args: argparse.Namespace, gen: torch.Generator
+        ) -> tuple[dict[str, float], float]:
+    """Median seconds of each loss against ``n`` items; bfloat16's gradient error."""
     states = torch.randn(args.positions, args.dim, generator=gen).requires_grad_()
     items = (0.3 * torch.randn(n, args.dim, generator=gen)).requires_grad_()
     targets = torch.randint(0, n, (args.positions,), generator=gen)
 
-    def ours() -> None:
-        full_softmax_loss(states, items, targets).backward()
+    def chunked(dtype: torch.dtype) -> Callable[[], torch.Tensor]:
+        def step() -> torch.Tensor:
+            states.grad = items.grad = None
+            full_softmax_loss(states, items, targets, matmul_dtype=dtype).backward()
+            return torch.cat([states.grad.ravel(), items.grad.ravel()])  # type: ignore[union-attr]
+        return step
 
     def plain() -> None:
         torch.nn.functional.cross_entropy(states @ items.T, targets).backward()
 
-    ours()
-    plain()  # warm-up: first-touch allocation
-    times: dict[str, list[float]] = {"ours": [], "plain": []}
+    steps = {"fp32": chunked(torch.float32), "bf16": chunked(torch.bfloat16), "plain": plain}
+    exact, rounded = steps["fp32"](), steps["bf16"]()  # also the warm-up (first-touch)
+    plain()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(args.repeats):
-        times["ours"].append(seconds(ours))
-        times["plain"].append(seconds(plain))
-    return statistics.median(times["ours"]), statistics.median(times["plain"])
+        for name, step in steps.items():
+            times[name].append(seconds(step))
+    error = float((rounded - exact).norm() / exact.norm())
+    return {name: statistics.median(values) for name, values in times.items()}, error
 
 
 if __name__ == "__main__":

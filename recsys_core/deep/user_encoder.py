@@ -56,7 +56,7 @@ from recsys_core.deep.holdout import (
 )
 from recsys_core.deep.layers import make_mlp
 from recsys_core.deep.sequences import pad, windows
-from recsys_core.deep.softmax import full_softmax_loss
+from recsys_core.deep.softmax import full_softmax_loss, native_bfloat16
 from recsys_core.deep.torch_utils import (
     require_embeddings,
     resolve_device,
@@ -107,6 +107,9 @@ class UserEncoderConfig(ScorerConfig):
         eval_users: users in the holdout.
         eval_k: cut-off of the holdout NDCG.
         max_windows: training windows drawn per epoch (all of them when there are fewer).
+        softmax_matmuls: the type the full softmax multiplies in (``full_softmax_loss``):
+            ``bfloat16``, ``float32`` (exact), or ``auto``: bfloat16 where the device
+            multiplies it in hardware (CUDA; CPUs with AVX512-BF16 or AMX), else float32.
     """
 
     dim: int = Field(64, gt=0)
@@ -130,6 +133,7 @@ class UserEncoderConfig(ScorerConfig):
     eval_users: int = Field(2000, gt=0)
     eval_k: int = Field(10, gt=0)
     max_windows: int = Field(20_000, gt=0)
+    softmax_matmuls: Literal["auto", "bfloat16", "float32"] = "auto"
 
 
 class SequenceNet(nn.Module):
@@ -391,6 +395,9 @@ class _Trainer:
         self.warm = torch.from_numpy(np.flatnonzero(warm)).to(device)
         self.is_warm = torch.from_numpy(warm.astype(np.float32)).to(device)
         self.full = len(self.warm) <= c.full_softmax_items
+        bfloat16 = c.softmax_matmuls == "bfloat16" or (
+            c.softmax_matmuls == "auto" and native_bfloat16(device))
+        self.matmul_dtype = torch.bfloat16 if bfloat16 else torch.float32
         # Position in the softmax of every item (-1: cold, never a target or a negative).
         self.slot = torch.full((self.n_items + 1,), -1, dtype=torch.long, device=device)
         self.slot[self.warm] = torch.arange(len(self.warm), device=device)
@@ -458,7 +465,8 @@ class _Trainer:
         return value
 
     def _step(self, window: torch.Tensor) -> None:
-        # bf16 autocast on CUDA (tensor cores); the CPU keeps fp32 (exact, reproducible).
+        # bf16 autocast on CUDA (tensor cores); the CPU network keeps fp32 (the full
+        # softmax's products follow ``softmax_matmuls`` on either).
         with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
             loss = self._loss(window)
         self.optimiser.zero_grad()
@@ -484,7 +492,7 @@ class _Trainer:
         states = self.net.states(table[row[window[:, :-1]]])[mask]
         targets = targets[mask]
         if self.full:  # ``needed`` is ``warm``: its rows are the softmax slots
-            return full_softmax_loss(states, vectors, targets)
+            return full_softmax_loss(states, vectors, targets, matmul_dtype=self.matmul_dtype)
         # the sampled softmax: the target against the shared negatives, each logQ-corrected
         items = self.warm[targets]
         positive = (states * vectors[row[items]]).sum(dim=1, keepdim=True)

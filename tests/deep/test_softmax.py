@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recsys_core.deep.softmax import full_softmax_loss
+from recsys_core.deep.softmax import full_softmax_loss, native_bfloat16
 
 
 @pytest.mark.parametrize("budget", [1, 50, 10_000])  # one row per chunk, uneven chunks, one
@@ -24,3 +24,27 @@ def test_equals_cross_entropy_over_the_full_logits(budget: int) -> None:
     assert ours_s.grad is not None and ours_i.grad is not None
     torch.testing.assert_close(ours_s.grad, ref_s.grad, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ours_i.grad, ref_i.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_products_keep_loss_and_gradients_within_rounding() -> None:
+    """bfloat16 matrix products (fp32 softmax) stay within bfloat16's rounding of fp32's."""
+    gen = torch.Generator().manual_seed(1)
+    states = torch.randn(300, 16, generator=gen)
+    items = 0.3 * torch.randn(500, 16, generator=gen)
+    targets = torch.randint(0, 500, (300,), generator=gen)
+    grads = []
+    for dtype in (torch.float32, torch.bfloat16):
+        s, i = states.clone().requires_grad_(), items.clone().requires_grad_()
+        loss = full_softmax_loss(s, i, targets, 4_000, matmul_dtype=dtype)
+        loss.backward()
+        assert loss.dtype == torch.float32 and s.grad is not None and i.grad is not None
+        grads.append((float(loss), torch.cat([s.grad.ravel(), i.grad.ravel()])))
+    (exact, exact_grad), (rounded, rounded_grad) = grads
+    assert rounded == pytest.approx(exact, rel=1e-3)
+    error = float((rounded_grad - exact_grad).norm() / exact_grad.norm())
+    assert 0 < error < 0.02  # rounded (not the fp32 path), but only by bfloat16's precision
+
+
+def test_native_bfloat16_is_false_off_cpu_and_cuda() -> None:
+    assert native_bfloat16(torch.device("meta")) is False
+    assert isinstance(native_bfloat16(torch.device("cpu")), bool)

@@ -10,6 +10,7 @@ import torch
 
 from recsys_core.data.interactions import InteractionData
 from recsys_core.data.vocab import Vocabulary
+from recsys_core.deep import user_encoder
 from recsys_core.deep.user_encoder import SequenceNet, UserEncoder, UserEncoderConfig, encode
 from recsys_core.scoring import Scorer, TrainOptions
 from tests.scorer_contract import ScorerContract, checkerboard
@@ -68,12 +69,35 @@ def test_items_of_one_time_train_as_items_without_times() -> None:
     np.testing.assert_array_equal(a.user_vectors, b.user_vectors)
 
 
-def test_ranks_the_planted_next_item_first() -> None:
+@pytest.mark.parametrize("matmuls", ["float32", "bfloat16"])
+def test_ranks_the_planted_next_item_first(matmuls: str) -> None:
     data, next_items = cycle_walks()
-    model = UserEncoder(SMALL.model_copy(update={"epochs": 40})).train(data, TrainOptions(seed=1))
+    config = SMALL.model_copy(update={"epochs": 40, "softmax_matmuls": matmuls})
+    model = UserEncoder(config).train(data, TrainOptions(seed=1))
     ranks = first_rank(model.score(data.users.ids).values, data, next_items)
     # a random ranking puts it first for 1 user in 28 (28 unseen items each)
     assert (ranks == 0).mean() > 0.9
+
+
+@pytest.mark.parametrize(("setting", "native", "expected"), [
+    ("auto", True, torch.bfloat16), ("auto", False, torch.float32),
+    ("float32", True, torch.float32), ("bfloat16", False, torch.bfloat16)])
+def test_the_softmax_multiplies_in_bfloat16_only_where_asked_or_native(
+        monkeypatch: pytest.MonkeyPatch, setting: str, native: bool,
+        expected: torch.dtype) -> None:
+    seen: set[torch.dtype] = set()
+
+    def loss(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
+             matmul_dtype: torch.dtype) -> torch.Tensor:
+        seen.add(matmul_dtype)
+        return torch.nn.functional.cross_entropy(states @ items.T, targets)
+
+    monkeypatch.setattr(user_encoder, "native_bfloat16", lambda device: native)
+    monkeypatch.setattr(user_encoder, "full_softmax_loss", loss)
+    data, _ = cycle_walks(n_users=20, steps=4)
+    config = SMALL.model_copy(update={"epochs": 1, "softmax_matmuls": setting})
+    UserEncoder(config).train(data, TrainOptions(seed=0))
+    assert seen == {expected}
 
 
 def test_full_and_sampled_softmax_both_learn_the_order() -> None:
