@@ -109,7 +109,8 @@ class UserEncoderConfig(ScorerConfig):
         max_windows: training windows drawn per epoch (all of them when there are fewer).
         softmax_matmuls: the type the full softmax multiplies in (``full_softmax_loss``):
             ``bfloat16``, ``float32`` (exact), or ``auto``: bfloat16 where the device
-            multiplies it in hardware (CUDA; CPUs with AVX512-BF16 or AMX), else float32.
+            multiplies it in hardware (CUDA from Ampere on; CPUs with AVX512-BF16 or AMX),
+            else float32.
     """
 
     dim: int = Field(64, gt=0)
