@@ -11,7 +11,7 @@ computed in the forward pass while each chunk's logits are at hand, so memory is
 The three matrix products per chunk are most of a step's cost. With ``matmul_dtype``
 bfloat16 they read bfloat16 copies of the states, the items and each chunk's probabilities
 (accumulating in fp32), while the softmax itself (maximum, exp, sums) stays in fp32: on a
-CPU with AVX512-BF16 that makes the loss about 1.6x faster, for gradients within about 0.3%
+CPU with AVX512-BF16 that makes the loss about 1.5x faster, for gradients within about 0.3%
 of fp32's (``bench/softmax.py``), the precision mixed-precision training runs at on GPUs.
 """
 
@@ -27,7 +27,8 @@ def full_softmax_loss(states: torch.Tensor, items: torch.Tensor, targets: torch.
                       matmul_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Mean cross-entropy of ``softmax(states @ items.T)`` against ``targets``.
 
-    Equal to ``cross_entropy(states @ items.T, targets)`` in value and gradients.
+    With float32 products, equal to ``cross_entropy(states @ items.T, targets)`` in value
+    and gradients.
 
     Args:
         states: (P, d) one row per target position.
