@@ -45,6 +45,11 @@ def test_bfloat16_products_keep_loss_and_gradients_within_rounding() -> None:
     assert 0 < error < 0.02  # rounded (not the fp32 path), but only by bfloat16's precision
 
 
-def test_native_bfloat16_is_false_off_cpu_and_cuda() -> None:
+@pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [
+    (False, False, False), (True, False, True), (False, True, True)])
+def test_a_cpu_multiplies_bfloat16_natively_only_with_avx512_bf16_or_amx(
+        monkeypatch: pytest.MonkeyPatch, avx512_bf16: bool, amx: bool, expected: bool) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert native_bfloat16(torch.device("cpu")) is expected
     assert native_bfloat16(torch.device("meta")) is False
-    assert isinstance(native_bfloat16(torch.device("cpu")), bool)
