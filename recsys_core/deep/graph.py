@@ -38,6 +38,7 @@ from recsys_core.data.interactions import InteractionData
 from recsys_core.deep.holdout import (
     EarlyStopping,
     Holdout,
+    RefitConfig,
     carve,
     ordered_sequences,
     train_epochs,
@@ -51,13 +52,15 @@ from recsys_core.deep.torch_utils import (
     unit_rows,
 )
 from recsys_core.evaluation.ranking import top_k
-from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
+from recsys_core.scoring import History, Scorer, TrainOptions
 
 log = logging.getLogger(__name__)
 
 
-class LMGraphConfig(ScorerConfig):
+class LMGraphConfig(RefitConfig):
     """Network and training settings (AlphaRec's published defaults where they exist).
+
+    A refit started from a trained network stops as ``RefitConfig`` says.
 
     Args:
         dim: width of the CF space.
@@ -108,6 +111,7 @@ class LMGraph(Scorer[LMGraphConfig]):
         item_degree: training users per item.
         item_vectors: float32 (n_items, dim) unit final item vectors.
         user_vectors: float32 (n_users, dim) unit final user vectors (zero: no history).
+        best_epoch: the epoch whose map was kept (the last one run without a holdout).
     """
 
     name = "graph"
@@ -117,16 +121,18 @@ class LMGraph(Scorer[LMGraphConfig]):
     item_vectors: np.ndarray
     user_vectors: np.ndarray
     text: np.ndarray
+    best_epoch: int
 
     def __init__(self, config: LMGraphConfig | None = None) -> None:
         super().__init__(config or LMGraphConfig())
-        self._start: dict[str, torch.Tensor] | None = None
+        self._start: tuple[dict[str, torch.Tensor], int | None] | None = None
 
     def warm_start(self, previous: Scorer) -> bool:
         """Start the next ``train`` from ``previous``'s network (see ``Scorer.warm_start``)."""
         if not isinstance(previous, LMGraph) or not previous.is_trained():
             return False
-        self._start = previous.mlp.state_dict()
+        self._start = (previous.mlp.state_dict(),
+                       getattr(previous, "best_epoch", None))  # absent from older pickles
         return True
 
     def _fit(self, data: InteractionData, options: TrainOptions) -> None:
@@ -142,10 +148,13 @@ class LMGraph(Scorer[LMGraphConfig]):
             graph = _Graph(_matrix(kept, binary.shape), self.text, device)
             self.mlp = make_mlp(self.text.shape[1], c.dim, c.hidden, 1, 0.0, nn.LeakyReLU)
             initial, self._start = self._start, None
+            epochs, patience = c.epochs, c.patience
             if initial is not None:
-                self.mlp.load_state_dict(initial)
+                self.mlp.load_state_dict(initial[0])
+                epochs, patience = c.refit_budget(epochs, initial[1])
             self.mlp = self.mlp.to(device)
-            epochs = self._train(graph, warm_items(binary), holdout, gen, device)
+            run, self.best_epoch = self._train(graph, warm_items(binary), holdout, gen, device,
+                                               epochs, patience)
             self.mlp.eval()
             with torch.no_grad():  # final vectors over the whole graph, holdout included
                 full = _Graph(binary, self.text, device)
@@ -156,11 +165,13 @@ class LMGraph(Scorer[LMGraphConfig]):
             self.item_vectors = unit_rows(self.item_layers.mean(axis=0))
             self.user_vectors = unit_rows(users.cpu().numpy())
         self.mlp = self.mlp.cpu()
-        log.info("LMGraph: %d epochs over %d pairs in %.2fs", epochs, binary.nnz,
-                 time.perf_counter() - start)
+        log.info("LMGraph: %d epochs of %d (best %d) over %d pairs in %.2fs", run, epochs,
+                 self.best_epoch, binary.nnz, time.perf_counter() - start)
 
     def _train(self, graph: _Graph, warm: np.ndarray, holdout: Holdout | None,
-               gen: torch.Generator, device: torch.device) -> int:
+               gen: torch.Generator, device: torch.device, epochs: int, patience: int
+               ) -> tuple[int, int]:
+        """Train the map; return the number of epochs run and that of the epoch kept."""
         c = self.config
         coo = graph.matrix.tocoo()
         pairs = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
@@ -190,9 +201,10 @@ class LMGraph(Scorer[LMGraphConfig]):
                                      c.eval_k)
             return value
 
-        stopper = EarlyStopping(self.mlp, c.patience)
-        return train_epochs(c.epochs, run_epoch,
-                            None if holdout is None else (lambda: check(holdout)), stopper)
+        stopper = EarlyStopping(self.mlp, patience)
+        run = train_epochs(epochs, run_epoch,
+                           None if holdout is None else (lambda: check(holdout)), stopper)
+        return run, stopper.best_check if holdout is not None else run
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         users = self.user_vectors[user_index]

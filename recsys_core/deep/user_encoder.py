@@ -47,6 +47,7 @@ from recsys_core.data.vocab import Vocabulary
 from recsys_core.deep.holdout import (
     EarlyStopping,
     Holdout,
+    RefitConfig,
     carve,
     has_ties,
     ordered_sequences,
@@ -63,7 +64,7 @@ from recsys_core.deep.torch_utils import (
     seeded,
     torch_threads,
 )
-from recsys_core.scoring import History, Scorer, ScorerConfig, TrainOptions
+from recsys_core.scoring import History, Scorer, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,10 @@ RECENCIES = (0.0, 4.0, 16.0, 64.0)
 """The readouts ``UserEncoder.read`` offers (half-lives in items; see ``encode``)."""
 
 
-class UserEncoderConfig(ScorerConfig):
+class UserEncoderConfig(RefitConfig):
     """Network and training settings (SASRec's published defaults where they exist).
+
+    A refit started from a trained network stops as ``RefitConfig`` says.
 
     Args:
         dim: width of item, position and user vectors.
@@ -91,17 +94,6 @@ class UserEncoderConfig(ScorerConfig):
         patience: epochs without holdout improvement before stopping.
         smoothing: holdout checks averaged into the value early stopping compares
             (``EarlyStopping``).
-        refit_epochs: a training started from a trained network (``warm_start``: the refit
-            on ``train`` from the first carve's model) runs at most as many epochs as that
-            network needed to reach its best (``carve``), or as many as its own early
-            stopping allows (``patience``). The refit's holdout is one item per user, so
-            its NDCG rises and falls by chance from epoch to epoch; with ``patience`` a
-            refit ran 37 epochs where its carve model had needed 21.
-        refit_patience: ``patience`` of a training started from a trained network. The
-            refit continues a network already at its best on most of the same data, so its
-            gains come early: refitted one level down (``bench/refit.py``), patience 2 kept
-            the model of patience 5 on ml-latest-small stratified and amazon-scientific
-            leave_last, and cost ml-latest-small leave_last 1% for half the seconds.
         early_stopping: ``holdout`` (each of up to ``eval_users`` users' latest training
             item) or ``none`` (every epoch runs).
         eval_users: users in the holdout.
@@ -128,8 +120,6 @@ class UserEncoderConfig(ScorerConfig):
     negatives: int = Field(4096, gt=0)
     patience: int = Field(5, gt=0)
     smoothing: int = Field(3, ge=1)
-    refit_epochs: Literal["carve", "patience"] = "carve"
-    refit_patience: int = Field(2, gt=0)
     early_stopping: Literal["holdout", "none"] = "holdout"
     eval_users: int = Field(2000, gt=0)
     eval_k: int = Field(10, gt=0)
@@ -237,9 +227,7 @@ class UserEncoder(Scorer[UserEncoderConfig]):
             epochs, patience = c.epochs, c.patience
             if initial is not None and initial[0] == data.items:
                 net.load_state_dict(initial[1])
-                patience = c.refit_patience
-                if c.refit_epochs == "carve" and initial[2]:
-                    epochs = min(epochs, initial[2])
+                epochs, patience = c.refit_budget(epochs, initial[2])
             net = net.to(device)
             trainer = _Trainer(net, torch.from_numpy(text).to(device), warm, c, gen, device)
             train_sequences, holdout = ((sequences, None) if c.early_stopping == "none"
