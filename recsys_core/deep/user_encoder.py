@@ -384,6 +384,8 @@ class _Trainer:
         self.warm = torch.from_numpy(np.flatnonzero(warm)).to(device)
         self.is_warm = torch.from_numpy(warm.astype(np.float32)).to(device)
         self.full = len(self.warm) <= c.full_softmax_items
+        # The full softmax reads every warm item's text each step: gathered once.
+        self.warm_text = text[self.warm] if self.full else None
         bfloat16 = c.softmax_matmuls == "bfloat16" or (
             c.softmax_matmuls == "auto" and native_bfloat16(device))
         self.matmul_dtype = torch.bfloat16 if bfloat16 else torch.float32
@@ -466,14 +468,15 @@ class _Trainer:
         c = self.c
         targets = self.slot[window[:, 1:]]
         mask = targets >= 0
-        if self.full:  # every warm item is a candidate; windows hold warm items only
-            needed = self.warm
+        if self.warm_text is not None:  # the full softmax: every warm item is a candidate
+            needed, text = self.warm, self.warm_text  # (windows hold warm items only)
         else:
             negatives = self.warm[torch.multinomial(self.q, c.negatives, replacement=True,
                                                     generator=self.gen).to(self.device)]
             needed = torch.unique(torch.cat([window[window < self.n_items], negatives]))
+            text = self.text[needed]
         keep = (torch.rand(len(needed), generator=self.gen) >= c.id_dropout).float()
-        vectors = self.net.items(self.text[needed], needed, keep.to(self.device))
+        vectors = self.net.items(text, needed, keep.to(self.device))
         # Row of each item in ``vectors`` (padding -> the appended zero row).
         row = torch.full((self.n_items + 1,), len(needed), dtype=torch.long, device=self.device)
         row[needed] = torch.arange(len(needed), device=self.device)
