@@ -39,8 +39,9 @@ def full_softmax_loss(states: torch.Tensor, items: torch.Tensor, targets: torch.
             see above).
     """
     rows = max(1, budget // max(len(items), 1))
-    loss: torch.Tensor = _ChunkedSoftmax.apply(states.float(), items.float(), targets, rows,
-                                               matmul_dtype)
+    with torch.autocast(states.device.type, enabled=False):  # products in ``matmul_dtype``
+        loss: torch.Tensor = _ChunkedSoftmax.apply(states.float(), items.float(), targets,
+                                                   rows, matmul_dtype)
     return loss
 
 
@@ -66,7 +67,6 @@ class _ChunkedSoftmax(torch.autograd.Function):
     """
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # fp32 under autocast
     def forward(ctx: Any, states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
                 rows: int, matmul_dtype: torch.dtype) -> torch.Tensor:
         total = states.new_zeros(())
@@ -99,7 +99,6 @@ class _ChunkedSoftmax(torch.autograd.Function):
         return total / n
 
     @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         grad_states, grad_items = ctx.saved_tensors
         return grad_states * grad, grad_items * grad, None, None, None

@@ -99,10 +99,12 @@ class UserEncoderConfig(RefitConfig):
         eval_users: users in the holdout.
         eval_k: cut-off of the holdout NDCG.
         max_windows: training windows drawn per epoch (all of them when there are fewer).
-        softmax_matmuls: the type the full softmax multiplies in (``full_softmax_loss``):
-            ``bfloat16``, ``float32`` (exact), or ``auto``: bfloat16 where the device
-            multiplies it in hardware (CUDA from Ampere on; CPUs with AVX512-BF16 or AMX),
-            else float32.
+        precision: the type of training's matrix products. ``bfloat16``: the network runs
+            under bfloat16 autocast, and the full softmax's products read bfloat16 copies
+            while its softmax stays float32 (``full_softmax_loss``); ``float32``: exact;
+            ``auto``: bfloat16 where the device multiplies it in hardware (CUDA from Ampere
+            on; CPUs with AVX512-BF16 or AMX), else float32. Trained vectors, fold-in and
+            the holdout checks are float32 either way.
     """
 
     dim: int = Field(64, gt=0)
@@ -124,7 +126,7 @@ class UserEncoderConfig(RefitConfig):
     eval_users: int = Field(2000, gt=0)
     eval_k: int = Field(10, gt=0)
     max_windows: int = Field(20_000, gt=0)
-    softmax_matmuls: Literal["auto", "bfloat16", "float32"] = "auto"
+    precision: Literal["auto", "bfloat16", "float32"] = "auto"
 
 
 class SequenceNet(nn.Module):
@@ -386,9 +388,9 @@ class _Trainer:
         self.full = len(self.warm) <= c.full_softmax_items
         # The full softmax reads every warm item's text each step: gathered once.
         self.warm_text = text[self.warm] if self.full else None
-        bfloat16 = c.softmax_matmuls == "bfloat16" or (
-            c.softmax_matmuls == "auto" and native_bfloat16(device))
-        self.matmul_dtype = torch.bfloat16 if bfloat16 else torch.float32
+        self.bfloat16 = c.precision == "bfloat16" or (
+            c.precision == "auto" and native_bfloat16(device))
+        self.matmul_dtype = torch.bfloat16 if self.bfloat16 else torch.float32
         # Position in the softmax of every item (-1: cold, never a target or a negative).
         self.slot = torch.full((self.n_items + 1,), -1, dtype=torch.long, device=device)
         self.slot[self.warm] = torch.arange(len(self.warm), device=device)
@@ -456,9 +458,7 @@ class _Trainer:
         return value
 
     def _step(self, window: torch.Tensor) -> None:
-        # bf16 autocast on CUDA (tensor cores); the CPU network keeps fp32 (the full
-        # softmax's products follow ``softmax_matmuls`` on either).
-        with torch.autocast("cuda", torch.bfloat16, enabled=self.device.type == "cuda"):
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bfloat16):
             loss = self._loss(window)
         self.optimiser.zero_grad()
         loss.backward()

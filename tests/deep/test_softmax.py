@@ -38,11 +38,23 @@ def test_bfloat16_products_keep_loss_and_gradients_within_rounding() -> None:
         loss = full_softmax_loss(s, i, targets, 4_000, matmul_dtype=dtype)
         loss.backward()
         assert loss.dtype == torch.float32 and s.grad is not None and i.grad is not None
-        grads.append((float(loss), torch.cat([s.grad.ravel(), i.grad.ravel()])))
+        grads.append((loss.item(), torch.cat([s.grad.ravel(), i.grad.ravel()])))
     (exact, exact_grad), (rounded, rounded_grad) = grads
     assert rounded == pytest.approx(exact, rel=1e-3)
     error = float((rounded_grad - exact_grad).norm() / exact_grad.norm())
     assert 0 < error < 0.02  # rounded (not the fp32 path), but only by bfloat16's precision
+
+
+def test_float32_products_stay_exact_inside_the_networks_autocast() -> None:
+    """The user encoder's network may run under bfloat16 autocast; the loss sets its own."""
+    gen = torch.Generator().manual_seed(2)
+    states = torch.randn(40, 8, generator=gen)
+    items = torch.randn(30, 8, generator=gen)
+    targets = torch.randint(0, 30, (40,), generator=gen)
+    reference = torch.nn.functional.cross_entropy(states @ items.T, targets)
+    with torch.autocast("cpu", torch.bfloat16):
+        loss = full_softmax_loss(states, items, targets, matmul_dtype=torch.float32)
+    torch.testing.assert_close(loss, reference)
 
 
 @pytest.mark.parametrize(("avx512_bf16", "amx", "expected"), [

@@ -69,35 +69,36 @@ def test_items_of_one_time_train_as_items_without_times() -> None:
     np.testing.assert_array_equal(a.user_vectors, b.user_vectors)
 
 
-@pytest.mark.parametrize("matmuls", ["float32", "bfloat16"])
-def test_ranks_the_planted_next_item_first(matmuls: str) -> None:
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_ranks_the_planted_next_item_first(precision: str) -> None:
     data, next_items = cycle_walks()
-    config = SMALL.model_copy(update={"epochs": 40, "softmax_matmuls": matmuls})
+    config = SMALL.model_copy(update={"epochs": 40, "precision": precision})
     model = UserEncoder(config).train(data, TrainOptions(seed=1))
     ranks = first_rank(model.score(data.users.ids).values, data, next_items)
     # a random ranking puts it first for 1 user in 28 (28 unseen items each)
     assert (ranks == 0).mean() > 0.9
 
 
-@pytest.mark.parametrize(("setting", "native", "expected"), [
-    ("auto", True, torch.bfloat16), ("auto", False, torch.float32),
-    ("float32", True, torch.float32), ("bfloat16", False, torch.bfloat16)])
-def test_the_softmax_multiplies_in_bfloat16_only_where_asked_or_native(
-        monkeypatch: pytest.MonkeyPatch, setting: str, native: bool,
-        expected: torch.dtype) -> None:
-    seen: set[torch.dtype] = set()
+@pytest.mark.parametrize(("setting", "native", "bfloat16"), [
+    ("auto", True, True), ("auto", False, False), ("float32", True, False),
+    ("bfloat16", False, True)])
+def test_training_multiplies_in_bfloat16_only_where_asked_or_native(
+        monkeypatch: pytest.MonkeyPatch, setting: str, native: bool, bfloat16: bool) -> None:
+    seen: set[tuple[torch.dtype, bool]] = set()
 
     def loss(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
              matmul_dtype: torch.dtype) -> torch.Tensor:
-        seen.add(matmul_dtype)
-        return torch.nn.functional.cross_entropy(states @ items.T, targets)
+        # the softmax's products, and whether the network ran under autocast
+        seen.add((matmul_dtype, torch.is_autocast_enabled("cpu")))
+        return torch.nn.functional.cross_entropy(states.float() @ items.float().T, targets)
 
     monkeypatch.setattr(user_encoder, "native_bfloat16", lambda device: native)
     monkeypatch.setattr(user_encoder, "full_softmax_loss", loss)
     data, _ = cycle_walks(n_users=20, steps=4)
-    config = SMALL.model_copy(update={"epochs": 1, "softmax_matmuls": setting})
-    UserEncoder(config).train(data, TrainOptions(seed=0))
-    assert seen == {expected}
+    config = SMALL.model_copy(update={"epochs": 1, "precision": setting})
+    model = UserEncoder(config).train(data, TrainOptions(seed=0))
+    assert seen == ({(torch.bfloat16, True)} if bfloat16 else {(torch.float32, False)})
+    assert model.item_vectors.dtype == model.user_vectors.dtype == np.float32
 
 
 def test_full_and_sampled_softmax_both_learn_the_order() -> None:
