@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import re
-
 import numpy as np
-import pytest
 
 from recsys_core.deep.graph import LMGraph, LMGraphConfig
 from recsys_core.scoring import Scorer, TrainOptions
@@ -79,35 +76,3 @@ def test_warm_start_continues_from_a_model_trained_on_less() -> None:
 
     assert agreement(warm) > 0.99 > agreement(cold) + 0.1
 
-
-@pytest.mark.parametrize(("refit_epochs", "bound"), [("carve", 4), ("patience", 12)])
-def test_a_warm_started_refit_runs_at_most_the_epochs_its_start_needed(
-        refit_epochs: str, bound: int, caplog: pytest.LogCaptureFixture) -> None:
-    data, _ = cycle_walks(n_users=60)
-    first = LMGraph(SMALL.model_copy(update={"epochs": 4, "eval_users": 0})
-                    ).train(data, TrainOptions(seed=1))
-    assert first.best_epoch == 4  # without a holdout the last epoch is the one kept
-    refit = LMGraph(SMALL.model_copy(update={"epochs": 12, "eval_users": 0,
-                                             "refit_epochs": refit_epochs}))
-    assert refit.warm_start(first)
-    with caplog.at_level("INFO", logger="recsys_core.deep.graph"):
-        refit.train(data, TrainOptions(seed=2))
-    assert f"LMGraph: {bound} epochs of {bound} " in caplog.text
-    assert refit.best_epoch == bound
-
-
-@pytest.mark.parametrize("refit_patience", [1, 3])
-def test_a_warm_started_refit_stops_after_its_own_patience(
-        refit_patience: int, caplog: pytest.LogCaptureFixture) -> None:
-    data, _ = cycle_walks(n_users=60)
-    config = SMALL.model_copy(update={"epochs": 30, "patience": 30, "refit_epochs": "patience",
-                                      "refit_patience": refit_patience})
-    first = LMGraph(config.model_copy(update={"epochs": 8, "eval_users": 0})
-                    ).train(data, TrainOptions(seed=1))
-    refit = LMGraph(config)
-    assert refit.warm_start(first)
-    with caplog.at_level("INFO", logger="recsys_core.deep.graph"):
-        refit.train(data, TrainOptions(seed=2))
-    run = int(re.search(r"LMGraph: (\d+) epochs", caplog.text).group(1))  # type: ignore[union-attr]
-    # patience 30 would run all 30 epochs; the refit stops refit_patience checks after its best
-    assert run == refit.best_epoch + refit_patience < 30

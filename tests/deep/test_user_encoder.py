@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pytest
@@ -194,40 +193,6 @@ def test_warm_start_continues_from_a_model_trained_on_less() -> None:
             for name, model in (("cold", cold), ("warm", warm))}
     assert hits["warm"] > 0.9 > hits["cold"] + 0.3
     assert warm._start is None  # the starting weights are not kept in the trained model
-
-
-@pytest.mark.parametrize(("refit_epochs", "bound"), [("carve", 6), ("patience", 30)])
-def test_a_warm_started_refit_runs_at_most_the_epochs_its_start_needed(
-        refit_epochs: str, bound: int, caplog: pytest.LogCaptureFixture) -> None:
-    data, _ = cycle_walks(n_users=60)
-    first = UserEncoder(SMALL.model_copy(update={"epochs": 6, "early_stopping": "none"})
-                        ).train(data, TrainOptions(seed=1))
-    assert first.best_epoch == 6  # without a holdout the last epoch is the one kept
-    refit = UserEncoder(SMALL.model_copy(update={
-        "epochs": 30, "patience": 30, "early_stopping": "none", "refit_epochs": refit_epochs}))
-    assert refit.warm_start(first)
-    with caplog.at_level("INFO", logger="recsys_core.deep.user_encoder"):
-        refit.train(data, TrainOptions(seed=2))
-    assert f"UserEncoder: {bound} epochs of {bound} " in caplog.text
-    assert refit.best_epoch == bound
-
-
-@pytest.mark.parametrize("refit_patience", [1, 3])
-def test_a_warm_started_refit_stops_after_its_own_patience(
-        refit_patience: int, caplog: pytest.LogCaptureFixture) -> None:
-    data, _ = cycle_walks(n_users=60)
-    config = SMALL.model_copy(update={"epochs": 30, "patience": 30, "smoothing": 1,
-                                      "refit_epochs": "patience",
-                                      "refit_patience": refit_patience})
-    first = UserEncoder(config.model_copy(update={"epochs": 8, "early_stopping": "none"})
-                        ).train(data, TrainOptions(seed=1))
-    refit = UserEncoder(config)
-    assert refit.warm_start(first)
-    with caplog.at_level("INFO", logger="recsys_core.deep.user_encoder"):
-        refit.train(data, TrainOptions(seed=2))
-    run = int(re.search(r"UserEncoder: (\d+) epochs", caplog.text).group(1))  # type: ignore[union-attr]
-    # patience 30 would run all 30 epochs; the refit stops refit_patience checks after its best
-    assert run == refit.best_epoch + refit_patience < 30
 
 
 @pytest.mark.parametrize("recency", [0.0, 16.0, math.inf])
