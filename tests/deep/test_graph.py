@@ -75,4 +75,3 @@ def test_warm_start_continues_from_a_model_trained_on_less() -> None:
                                  first.score(users).values.ravel())[0, 1])
 
     assert agreement(warm) > 0.99 > agreement(cold) + 0.1
-
