@@ -201,10 +201,9 @@ class LMGraph(Scorer[LMGraphConfig]):
                                      c.eval_k)
             return value
 
-        stopper = EarlyStopping(self.mlp, patience)
-        run = train_epochs(epochs, run_epoch,
-                           None if holdout is None else (lambda: check(holdout)), stopper)
-        return run, stopper.best_check if holdout is not None else run
+        return train_epochs(epochs, run_epoch,
+                            None if holdout is None else (lambda: check(holdout)),
+                            EarlyStopping(self.mlp, patience))
 
     def _score(self, user_index: np.ndarray) -> np.ndarray:
         users = self.user_vectors[user_index]

@@ -219,8 +219,12 @@ class RefitConfig(ScorerConfig):
 
 
 def train_epochs(epochs: int, run_epoch: Callable[[int], None],
-                 check: Callable[[], float] | None, stopper: EarlyStopping) -> int:
-    """Run up to ``epochs`` epochs, checking after each; returns the epochs run.
+                 check: Callable[[], float] | None, stopper: EarlyStopping
+                 ) -> tuple[int, int]:
+    """Run up to ``epochs`` epochs, checking after each.
+
+    Returns:
+        The number of epochs run and that of the epoch kept (the last one without ``check``).
 
     Args:
         epochs: upper bound.
@@ -239,4 +243,4 @@ def train_epochs(epochs: int, run_epoch: Callable[[int], None],
         if stopper.step(value):
             break
     stopper.restore()
-    return epoch
+    return epoch, epoch if check is None else stopper.best_check

@@ -438,9 +438,8 @@ class _Trainer:
                 self._step(index[batch, :longest].to(self.device))
 
         check = None if holdout is None else (lambda: self._holdout_ndcg(holdout))
-        stopper = EarlyStopping(self.net, patience, c.smoothing)
-        run = train_epochs(epochs, run_epoch, check, stopper)
-        return run, stopper.best_check if check is not None else run
+        return train_epochs(epochs, run_epoch, check,
+                            EarlyStopping(self.net, patience, c.smoothing))
 
     def _windows(self, sequences: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Training windows (padded item indices) and their lengths."""
