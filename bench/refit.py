@@ -23,6 +23,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +31,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import encoder_run  # noqa: E402
-from recsys_core.deep.graph import LMGraph  # noqa: E402
-from recsys_core.deep.user_encoder import RECENCIES, UserEncoder  # noqa: E402
+from recsys_core.deep.graph import LMGraph, LMGraphConfig  # noqa: E402
+from recsys_core.deep.user_encoder import RECENCIES, UserEncoder, UserEncoderConfig  # noqa: E402
 from recsys_core.evaluation.evaluator import evaluate  # noqa: E402
 from recsys_core.evaluation.splits import validation_split  # noqa: E402
-from recsys_core.scoring import Scorer, TrainOptions  # noqa: E402
+from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions  # noqa: E402
 
 VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
     "warm, patience 2, at most the carve model's best epoch count (the flow's)": (True, {}),
@@ -45,21 +46,17 @@ VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
     "from scratch, patience 5": (False, {}),
 }
 """Refit variant -> (start from the carve model, config fields over the defaults)."""
-GRAPH_VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
-    "warm, patience 2, at most the carve model's best epoch count (the flow's)": (True, {}),
-    "warm, patience 5, the same cap": (True, {"refit_patience": 5}),
-    "warm, patience 5 alone": (True, {"refit_patience": 5, "refit_epochs": "patience"}),
-    "from scratch, patience 5": (False, {}),
-}
-"""The same for ``--source graph``."""
+GRAPH_VARIANTS = {name: variant for name, variant in VARIANTS.items()
+                  if set(variant[1]) <= set(LMGraphConfig.model_fields)}
+"""The variants ``--source graph`` runs: those that set no user-encoder-only field."""
 READOUTS = ["latest", *(f"half-life {r:g}" for r in RECENCIES if r), "mean"]
 """The user encoder's columns: ``encoder_run.readouts_ndcg``'s names, in its order."""
-SOURCES: dict[str, tuple[type[UserEncoder] | type[LMGraph], dict[str, tuple[bool, dict[str, Any]]],
-                         list[str]]] = {
-    "user_encoder": (UserEncoder, VARIANTS, READOUTS),
-    "graph": (LMGraph, GRAPH_VARIANTS, ["ndcg@10"]),
+SOURCES: dict[str, tuple[Callable[[Any], Scorer], type[ScorerConfig],
+                         dict[str, tuple[bool, dict[str, Any]]], list[str]]] = {
+    "user_encoder": (UserEncoder, UserEncoderConfig, VARIANTS, READOUTS),
+    "graph": (LMGraph, LMGraphConfig, GRAPH_VARIANTS, ["ndcg@10"]),
 }
-"""Source -> (its class, its refit variants, the table's columns)."""
+"""Source -> (its class, its config's class, its refit variants, the table's columns)."""
 
 
 def main() -> None:
@@ -71,7 +68,7 @@ def main() -> None:
                         "absent); user_encoder: " + "; ".join(VARIANTS) + "; graph: "
                         + "; ".join(GRAPH_VARIANTS))
     args = parser.parse_args()
-    kind, variants, columns = SOURCES[args.source]
+    kind, config, variants, columns = SOURCES[args.source]
     logging.getLogger("recsys_core.deep.graph").setLevel(logging.INFO)
     store, embeddings = encoder_run.prepare(args)
     options = TrainOptions(seed=args.seed)
@@ -79,7 +76,7 @@ def main() -> None:
     train, test = store.data(fit, embeddings), store.data(valid)
     inner = validation_split(store.frame(fit), args.protocol, args.seed).train
     start = time.perf_counter()
-    carve = kind().train(store.frame_data(inner, embeddings), options)
+    carve = kind(config()).train(store.frame_data(inner, embeddings), options)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch threads "
           f"{args.threads}; {args.dataset} / {args.protocol}, seed {args.seed}; "
           f"{args.source}: carve of the carve {time.perf_counter() - start:.1f}s; refit on "
@@ -90,7 +87,7 @@ def main() -> None:
     chosen = args.variants.split(",") if args.variants else range(len(names))
     for name in (names[int(i)] for i in chosen):
         warm, fields = variants[name]
-        refit: Scorer = kind(kind().config.model_copy(update=fields))
+        refit = kind(config(**fields))
         if warm:
             refit.warm_start(carve)
         start = time.perf_counter()
