@@ -41,7 +41,7 @@ import platform
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,6 +61,7 @@ from recsys_core.config import Settings  # noqa: E402
 from recsys_core.data import schema as S  # noqa: E402
 from recsys_core.data.loaders import read_dataset  # noqa: E402
 from recsys_core.evaluation.evaluator import Evaluation, evaluate  # noqa: E402
+from recsys_core.fusion.tuner import TuningResult  # noqa: E402
 from recsys_core.runstore import Part, RunStore  # noqa: E402
 from recsys_core.scoring import TrainOptions  # noqa: E402
 from recsys_core.training import BASELINES, TrainingConfig, train_side_by_side  # noqa: E402
@@ -120,34 +121,40 @@ def run_product(store: RunStore, settings: Settings, config: TrainingConfig,
     with timed(timings, "embed"):
         _, emb = pipeline.embed_items(store, settings, settings.encoder)
     fused = config.fused_sources
-    with timed(timings, "tune_sources"):
-        params = pipeline.tune_sources(store, {n: config.sources[n] for n in fused}, options,
-                                       trials=args.source_trials, k=10)
+    baselines = [name for name in config.sources if name in BASELINES]
+    params = {name: dict(config.sources[name]) for name in config.sources}
+    tuned: list[TuningResult] = []
 
-    def train_all(names: list[str], parts: list[Part]) -> list[dict[str, str]]:
+    def tune() -> None:  # beside the carves' trainings of the sources it leaves be
+        with timed(timings, "tune_sources"):
+            params.update(pipeline.tune_sources(store, {n: config.sources[n] for n in fused},
+                                                options, trials=args.source_trials, k=10))
+
+    def fuse() -> None:  # beside the refit
+        with timed(timings, "tune_fusion"):
+            tuned.append(pipeline.tune_fusion(store, carve_paths, 10, config.trials, args.seed))
+
+    def train_all(names: list[str], parts: list[Part], beside: Callable[[], None],
+                  after: list[str]) -> list[dict[str, str]]:
         """As the flow does: independent trainings side by side, each in a worker process."""
         def train(part: Part, name: str) -> str:
             with timed(timings, f"{'train' if part == 'train' else 'fit'}_{name}"):
                 return str(workers.call(pipeline.train_source, store, name, params[name], part,
                                         options, emb))
 
-        return train_side_by_side(train, names, parts, settings.train_workers)
+        return train_side_by_side(train, names, parts, settings.train_workers, beside, after)
 
     with workers.pool(settings.train_workers):
         with timed(timings, "fit (wall)"):
-            carve_paths = train_all(fused, [fit for fit, _ in store.carves()[:config.carves]])
-        with timed(timings, "tune_fusion"):
-            tuned = pipeline.tune_fusion(store, carve_paths, 10, config.trials, args.seed)
+            carve_paths = train_all(fused, [fit for fit, _ in store.carves()[:config.carves]],
+                                    tune, pipeline.searched_sources(fused, args.source_trials))
         with timed(timings, "train (wall)"):  # warm-started from the first carve's fit
-            train_paths = train_all(fused, ["train"])[0]
-    baselines = {}
-    for name in (n for n in config.sources if n in BASELINES):
-        with timed(timings, f"train_{name}"):
-            baselines[name] = pipeline.train_source(store, name, {}, "train", options, emb)
+            trained = train_all(fused + baselines, ["train"], fuse, [])[0]
     with timed(timings, "evaluate_product"):
-        final = pipeline.evaluate_run(store, train_paths, baselines, tuned.config, 10,
-                                      embeddings=emb)
-    return {"product": final.evaluation, "tuning": tuned, "params": params}
+        final = pipeline.evaluate_run(store, {name: trained[name] for name in fused},
+                                      {name: trained[name] for name in baselines},
+                                      tuned[0].config, 10, embeddings=emb)
+    return {"product": final.evaluation, "tuning": tuned[0], "params": params}
 
 
 def run_peers(store: RunStore, protocol: str, args: argparse.Namespace, options: TrainOptions,

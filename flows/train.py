@@ -6,7 +6,7 @@ import json
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from uuid import UUID
@@ -22,13 +22,14 @@ from recsys_core import workers
 from recsys_core.config import get_settings
 from recsys_core.evaluation.metrics import cutoffs
 from recsys_core.evaluation.report import RunReport, run_report
+from recsys_core.pipeline import searched_sources
 from recsys_core.runstore import Part, RunStore
 from recsys_core.training import BASELINES, TrainingConfig, train_side_by_side
 from tasks.embed import check_encoder
 from tasks.evaluate import publish
 from tasks.ingest import ingest
 from tasks.register import promote, register
-from tasks.train import prepare, size_guard, train_source, tune_fusion
+from tasks.train import TunedFusion, prepare, size_guard, train_source, tune_fusion
 from tasks.tune import tune_sources
 
 _TIMINGS_LOCK = threading.Lock()
@@ -80,7 +81,19 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
     with _timed(timings, "embed"):
         embeddings = embed(run, encoder)
 
-    def train_all(names: list[str], parts: list[Part]) -> list[dict[str, str]]:
+    config = size_guard(run, config)
+    fused = config.fused_sources
+    baselines = [name for name in config.sources if name in BASELINES]
+    source_params = {name: dict(fields) for name, fields in config.sources.items()}
+
+    def tune() -> None:
+        """The per-source search, beside the carves' trainings of the sources it leaves be."""
+        with _timed(timings, "tune_sources"):
+            source_params.update(tune_sources(run, config.sources, config.source_trials,
+                                              config.seed, config.k))
+
+    def train_all(names: list[str], parts: list[Part], beside: Callable[[], None],
+                  after: list[str]) -> list[dict[str, str]]:
         """``names`` trained on each of ``parts``, side by side (``train_side_by_side``)."""
         progress = {part: create_progress_artifact(0.0, description=f"sources trained on {part}")
                     for part in parts}
@@ -89,8 +102,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
 
         def train(part: Part, name: str) -> str:
             with _timed(timings, f"train_{name}"):
-                path = train_source(run, name, config.sources[name], part, config.seed,
-                                    embeddings)
+                path = train_source(run, name, source_params[name], part, config.seed, embeddings)
             artifact = progress[part]
             assert isinstance(artifact, UUID)  # called from sync code: the sync one ran
             with lock:  # updated under the lock: a slower update cannot land after a newer one
@@ -102,33 +114,37 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
             logger.info("%s on %s: %d/%d sources", name, part, count, len(names))
             return path
 
-        return train_side_by_side(train, names, parts, settings.train_workers)
+        return train_side_by_side(train, names, parts, settings.train_workers, beside, after)
 
-    config = size_guard(run, config)
-    fused = config.fused_sources
-    with _timed(timings, "tune_sources"):
-        config = config.model_copy(update={"sources": tune_sources(
-            run, config.sources, config.source_trials, config.seed, config.k)})
     # one pool for the three training stages: each worker imports torch and the sources once
     with workers.pool(settings.train_workers) if settings.train_workers > 1 else nullcontext():
         fits = [fit for fit, _ in RunStore(run).carves()[:config.carves]]
         with _timed(timings, "train_carves"):
-            carve_sources = train_all(fused, fits)
+            carve_sources = train_all(fused, fits, tune,
+                                      searched_sources(fused, config.source_trials))
         logger.info("sources trained on every validation carve (%s) in %.2fs", ", ".join(fits),
                     timings["train_carves"])
-        with _timed(timings, "tune_fusion"):
-            tuned = tune_fusion(run, carve_sources, config.k, config.trials, config.seed)
-        sources = train_all(fused, ["train"])[0] if config.refit else carve_sources[0]
-        baselines = train_all([n for n in config.sources if n in BASELINES], ["train"])[0]
+        config = config.model_copy(update={"sources": source_params})
+        tuned: list[TunedFusion] = []
+
+        def fuse() -> None:
+            """The fusion's tuning, beside the refit: it needs only the carves' sources."""
+            with _timed(timings, "tune_fusion"):
+                tuned.append(tune_fusion(run, carve_sources, config.k, config.trials,
+                                         config.seed))
+
+        trained = train_all((fused if config.refit else []) + baselines, ["train"], fuse, [])[0]
+    sources = {name: trained[name] for name in fused} if config.refit else carve_sources[0]
     with _timed(timings, "evaluate"):
-        evaluated = evaluate(run, sources, baselines, tuned.config, ks, ingested.dataset,
+        evaluated = evaluate(run, sources, {name: trained[name] for name in baselines},
+                             tuned[0].config, ks, ingested.dataset,
                              encoder, embeddings)
     registered = version = None
     if register_model:
         tags = {"snapshot_id": ingested.snapshot_id, "dataset": ingested.dataset,
                 "protocol": config.protocol, "encoder": encoder, "git_commit": _git_commit(),
                 "validation": "passed" if ingested.validation["success"] else "failed"}
-        params = {"training": config.model_dump(), "fusion": tuned.config.model_dump(),
+        params = {"training": config.model_dump(), "fusion": tuned[0].config.model_dump(),
                   "encoder": encoder, "data": data, "cutoffs": ks}
         with _timed(timings, "register"):
             version = register(run, evaluated, params, tags)

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -85,12 +85,18 @@ def call(fn: Callable[..., T], *args: Any) -> T:
     return result
 
 
-def side_by_side(jobs: Sequence[Callable[[], object]], lanes: int) -> None:
-    """Run ``jobs`` in ``lanes`` threads, in their order.
+def side_by_side(jobs: Sequence[Callable[[], object]], lanes: int,
+                 beside: Callable[[], object] | None = None,
+                 then: Sequence[Callable[[], object]] = ()) -> None:
+    """Run ``jobs`` in ``lanes`` threads, in their order, and ``beside`` meanwhile.
 
-    Each runs in a copy of the caller's context, so an orchestrator's run context holds in
-    it (Prefect's, for the tasks a job calls). The first failure is raised once the jobs
-    already running end; the others are dropped.
+    Each job runs in a copy of the caller's context, so an orchestrator's run context holds in
+    it (Prefect's, for the tasks a job calls). ``beside()`` runs in the calling thread while
+    the jobs do, so a stage that needs none of them does not leave a core idle; the jobs of
+    ``then`` are queued after the others once it returns (they may need what it decided).
+    While no ``pool`` is open the jobs run in this process, whose random state they share,
+    so ``beside`` runs first instead. The first failure is raised once the jobs already
+    running end; the others are dropped.
     """
     failed = threading.Event()
 
@@ -103,9 +109,20 @@ def side_by_side(jobs: Sequence[Callable[[], object]], lanes: int) -> None:
             failed.set()
             raise
 
-    with ThreadPoolExecutor(max(1, min(lanes, len(jobs)))) as executor:
-        running = [executor.submit(contextvars.copy_context().run, guarded, job)
-                   for job in jobs]
+    with ThreadPoolExecutor(max(1, min(lanes, len(jobs) + len(then)))) as executor:
+        def submit(batch: Sequence[Callable[[], object]]) -> list[Future[None]]:
+            return [executor.submit(contextvars.copy_context().run, guarded, job)
+                    for job in batch]
+
+        alone = beside is not None and _pool is None
+        running = [] if alone else submit(jobs)
+        if beside is not None:
+            try:
+                beside()
+            except BaseException:
+                failed.set()  # the queued jobs are dropped; the running ones end first
+                raise
+        running += submit([*jobs, *then] if alone else then)
         for job in running:
             job.result()
 

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import threading
+
 import pytest
 from pydantic import ValidationError
 
+from recsys_core import workers
 from recsys_core.scoring import ScorerConfig
 from recsys_core.training import (
     BASELINES,
@@ -66,3 +69,49 @@ def test_train_side_by_side_trains_every_source_on_every_part_base_first() -> No
     for part in ("fit", "fit2"):
         for source, base in BUILT_ON.items():
             assert calls.index((part, base)) < calls.index((part, source))
+
+
+def test_a_stage_beside_the_trainings_runs_meanwhile_and_holds_back_the_sources_it_tunes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tuner runs while the other sources train; the ones it tunes start after it."""
+    monkeypatch.setattr(workers, "_pool", object())  # as in the flow: a pool is open
+    started = threading.Event()
+    tuned: dict[str, int] = {}
+    calls: list[tuple[str, str, int | None]] = []
+
+    def train(part: str, name: str) -> str:
+        calls.append((part, name, tuned.get(name)))
+        started.set()
+        return f"{part}/{name}.pkl"
+
+    def tune() -> None:
+        assert started.wait(10), "no training ran beside the tuner"
+        tuned.update(als=32, projector=0)
+
+    names = ["als", "projector", "user_encoder", "user_history", "ease"]
+    paths = train_side_by_side(train, names, ["fit", "fit2"], 2, tune, ["als"])
+    assert paths == [{name: f"{part}/{name}.pkl" for name in names} for part in ("fit", "fit2")]
+    assert {(part, name) for part, name, seen in calls if name in ("als", "projector")} == {
+        (part, name) for part in ("fit", "fit2") for name in ("als", "projector")}
+    assert all(seen is not None for _, name, seen in calls if name in ("als", "projector"))
+
+
+def test_without_a_pool_the_stage_beside_runs_before_the_trainings() -> None:
+    order: list[str] = []
+    train_side_by_side(lambda part, name: order.append(name) or name, ["ease", "als"], ["fit"],
+                       2, lambda: order.append("tune"), ["als"])
+    assert order[0] == "tune" and sorted(order[1:]) == ["als", "ease"]
+
+
+def test_a_failing_stage_beside_drops_the_trainings_that_wait_for_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "_pool", object())
+    trained: list[str] = []
+
+    def tune() -> None:
+        raise RuntimeError("tuner broke")
+
+    with pytest.raises(RuntimeError, match="tuner broke"):
+        train_side_by_side(lambda part, name: trained.append(name) or name, ["ease", "als"],
+                           ["fit"], 1, tune, ["als"])
+    assert "als" not in trained

@@ -126,8 +126,9 @@ def test_deploy_trigger_and_worker_run_training(server: dict[str, str],
                    "promoted to champion", "MLflow run: `runs:/"):
         assert needle in report
     progress = [a for a in artifacts if a.type == "progress"]
-    # one per batch of sources trained: each validation carve's fit part, train, baselines
-    assert len(progress) == TrainingConfig().carves + 2
+    # one per part sources are trained on: each validation carve's fit part, then train (the
+    # refit with the baselines)
+    assert len(progress) == TrainingConfig().carves + 1
     assert all(a.data == 100.0 for a in progress)
     settings = Settings(home=Path(server["RECSYS_HOME"]))
     versions = MlflowClient(f"sqlite:///{settings.mlflow_db}").search_model_versions(
