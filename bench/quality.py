@@ -122,34 +122,30 @@ def run_product(store: RunStore, settings: Settings, config: TrainingConfig,
         _, emb = pipeline.embed_items(store, settings, settings.encoder)
     fused = config.fused_sources
     baselines = [name for name in config.sources if name in BASELINES]
-    params = {name: dict(config.sources[name]) for name in config.sources}
+    with timed(timings, "tune_sources"):
+        params = pipeline.tune_sources(store, config.sources, options,
+                                       trials=args.source_trials, k=10)
     tuned: list[TuningResult] = []
 
-    def tune() -> None:  # beside the carves' trainings of the sources it leaves be
-        with timed(timings, "tune_sources"):
-            params.update(pipeline.tune_sources(store, {n: config.sources[n] for n in fused},
-                                                options, trials=args.source_trials, k=10))
-
-    def fuse() -> None:  # beside the refit
+    def fuse() -> None:  # beside the refit, as the flow does
         with timed(timings, "tune_fusion"):
             tuned.append(pipeline.tune_fusion(store, carve_paths, 10, config.trials, args.seed))
 
-    def train_all(names: list[str], parts: list[Part], beside: Callable[[], None],
-                  after: list[str]) -> list[dict[str, str]]:
+    def train_all(names: list[str], parts: list[Part], beside: Callable[[], None] | None = None
+                  ) -> list[dict[str, str]]:
         """As the flow does: independent trainings side by side, each in a worker process."""
         def train(part: Part, name: str) -> str:
             with timed(timings, f"{'train' if part == 'train' else 'fit'}_{name}"):
                 return str(workers.call(pipeline.train_source, store, name, params[name], part,
                                         options, emb))
 
-        return train_side_by_side(train, names, parts, settings.train_workers, beside, after)
+        return train_side_by_side(train, names, parts, settings.train_workers, beside)
 
     with workers.pool(settings.train_workers):
         with timed(timings, "fit (wall)"):
-            carve_paths = train_all(fused, [fit for fit, _ in store.carves()[:config.carves]],
-                                    tune, pipeline.searched_sources(fused, args.source_trials))
+            carve_paths = train_all(fused, [fit for fit, _ in store.carves()[:config.carves]])
         with timed(timings, "train (wall)"):  # warm-started from the first carve's fit
-            trained = train_all(fused + baselines, ["train"], fuse, [])[0]
+            trained = train_all(fused + baselines, ["train"], fuse)[0]
     with timed(timings, "evaluate_product"):
         final = pipeline.evaluate_run(store, {name: trained[name] for name in fused},
                                       {name: trained[name] for name in baselines},

@@ -22,7 +22,6 @@ from recsys_core import workers
 from recsys_core.config import get_settings
 from recsys_core.evaluation.metrics import cutoffs
 from recsys_core.evaluation.report import RunReport, run_report
-from recsys_core.pipeline import searched_sources
 from recsys_core.runstore import Part, RunStore
 from recsys_core.training import BASELINES, TrainingConfig, train_side_by_side
 from tasks.embed import check_encoder
@@ -84,16 +83,12 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
     config = size_guard(run, config)
     fused = config.fused_sources
     baselines = [name for name in config.sources if name in BASELINES]
-    source_params = {name: dict(fields) for name, fields in config.sources.items()}
+    with _timed(timings, "tune_sources"):
+        config = config.model_copy(update={"sources": tune_sources(
+            run, config.sources, config.source_trials, config.seed, config.k)})
 
-    def tune() -> None:
-        """The per-source search, beside the carves' trainings of the sources it leaves be."""
-        with _timed(timings, "tune_sources"):
-            source_params.update(tune_sources(run, config.sources, config.source_trials,
-                                              config.seed, config.k))
-
-    def train_all(names: list[str], parts: list[Part], beside: Callable[[], None],
-                  after: list[str]) -> list[dict[str, str]]:
+    def train_all(names: list[str], parts: list[Part], beside: Callable[[], None] | None = None
+                  ) -> list[dict[str, str]]:
         """``names`` trained on each of ``parts``, side by side (``train_side_by_side``)."""
         progress = {part: create_progress_artifact(0.0, description=f"sources trained on {part}")
                     for part in parts}
@@ -102,7 +97,8 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
 
         def train(part: Part, name: str) -> str:
             with _timed(timings, f"train_{name}"):
-                path = train_source(run, name, source_params[name], part, config.seed, embeddings)
+                path = train_source(run, name, config.sources[name], part, config.seed,
+                                    embeddings)
             artifact = progress[part]
             assert isinstance(artifact, UUID)  # called from sync code: the sync one ran
             with lock:  # updated under the lock: a slower update cannot land after a newer one
@@ -114,17 +110,15 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
             logger.info("%s on %s: %d/%d sources", name, part, count, len(names))
             return path
 
-        return train_side_by_side(train, names, parts, settings.train_workers, beside, after)
+        return train_side_by_side(train, names, parts, settings.train_workers, beside)
 
     # one pool for the three training stages: each worker imports torch and the sources once
     with workers.pool(settings.train_workers) if settings.train_workers > 1 else nullcontext():
         fits = [fit for fit, _ in RunStore(run).carves()[:config.carves]]
         with _timed(timings, "train_carves"):
-            carve_sources = train_all(fused, fits, tune,
-                                      searched_sources(fused, config.source_trials))
+            carve_sources = train_all(fused, fits)
         logger.info("sources trained on every validation carve (%s) in %.2fs", ", ".join(fits),
                     timings["train_carves"])
-        config = config.model_copy(update={"sources": source_params})
         tuned: list[TunedFusion] = []
 
         def fuse() -> None:
@@ -133,7 +127,7 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
                 tuned.append(tune_fusion(run, carve_sources, config.k, config.trials,
                                          config.seed))
 
-        trained = train_all((fused if config.refit else []) + baselines, ["train"], fuse, [])[0]
+        trained = train_all((fused if config.refit else []) + baselines, ["train"], fuse)[0]
     sources = {name: trained[name] for name in fused} if config.refit else carve_sources[0]
     with _timed(timings, "evaluate"):
         evaluated = evaluate(run, sources, {name: trained[name] for name in baselines},

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -235,16 +235,6 @@ def load_carves(store: RunStore, carve_paths: Sequence[Mapping[str, str | Path]]
     return carves
 
 
-def searched_sources(sources: Iterable[str], trials: int) -> list[str]:
-    """The sources whose params ``tune_sources`` may change: those with a search space.
-
-    Args:
-        sources: source names.
-        trials: fits per searchable source (none are searched below 1).
-    """
-    return [name for name in sources if name in SPACES] if trials > 0 else []
-
-
 def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],
                  options: TrainOptions, trials: int, k: int = 10) -> dict[str, dict[str, Any]]:
     """Tune each searchable source's key hyperparameters alone on ``fit`` -> ``valid``.
@@ -261,8 +251,8 @@ def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],
         k: cut-off of the tuned metric.
     """
     out = {name: dict(params) for name, params in sources.items()}
-    names = searched_sources(sources, trials)
-    if not names:
+    names = [name for name in sources if name in SPACES]
+    if trials < 1 or not names:
         return out
     fit, valid = store.data("fit"), store.data("valid")
     if valid.matrix[:, fit.matrix.getnnz(axis=0) > 0].nnz == 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -127,22 +127,20 @@ def training_chains(names: list[str]) -> list[list[str]]:
 
 
 def train_side_by_side(train: Callable[[Part, str], str], names: list[str], parts: list[Part],
-                       lanes: int, beside: Callable[[], object] | None = None,
-                       after: Collection[str] = ()) -> list[dict[str, str]]:
+                       lanes: int, beside: Callable[[], object] | None = None
+                       ) -> list[dict[str, str]]:
     """``train(part, name)`` for each of ``names`` on each of ``parts``, as paths per part.
 
     The runs of ``training_chains`` on every part go to ``workers.side_by_side`` in
-    ``lanes`` threads; ``train`` is called from those threads. A stage the trainings do not
-    need (a tuner) can run ``beside`` them, in the calling thread: sources whose params it
-    decides are named in ``after``, and their runs start once it has returned.
+    ``lanes`` threads, with ``beside``; ``train`` is called from those threads.
 
     Args:
         train: trains one source on one part; returns its stored model's path.
         names: source names.
         parts: the parts to train them on (the carves' fit parts, or ``train``).
         lanes: trainings at a time.
-        beside: run meanwhile in the calling thread.
-        after: sources whose runs wait for ``beside``.
+        beside: a stage the trainings do not need (the fusion's tuning, beside the refit),
+            run meanwhile in the calling thread.
     """
     paths: dict[Part, dict[str, str]] = {part: {} for part in parts}
 
@@ -150,11 +148,6 @@ def train_side_by_side(train: Callable[[Part, str], str], names: list[str], part
         for name in chain:
             paths[part][name] = train(part, name)
 
-    def runs(chains: list[list[str]]) -> list[Callable[[], None]]:
-        return [functools.partial(train_chain, part, chain) for chain in chains for part in parts]
-
-    chains = training_chains(names)
-    held = [chain for chain in chains if not set(after).isdisjoint(chain)]
-    workers.side_by_side(runs([chain for chain in chains if chain not in held]), lanes,
-                         beside, runs(held))
+    workers.side_by_side([functools.partial(train_chain, part, chain)
+                          for chain in training_chains(names) for part in parts], lanes, beside)
     return [{name: paths[part][name] for name in names} for part in parts]

@@ -23,9 +23,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
+
+import threadpoolctl
+import torch
 
 T = TypeVar("T")
 
@@ -45,8 +48,9 @@ def pool(workers: int) -> Iterator[None]:
     global _pool
     if _pool is not None:
         raise RuntimeError("a worker pool is already open")
+    threads = max(1, (os.cpu_count() or 1) // workers)
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_exit_with_parent, initargs=(os.getpid(),))
+                                   initializer=_start_worker, initargs=(os.getpid(), threads))
     _pool = executor
     try:
         yield
@@ -55,12 +59,20 @@ def pool(workers: int) -> Iterator[None]:
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Worker start-up: end this worker once the process that opened the pool is gone.
+def _start_worker(parent: int, threads: int) -> None:
+    """Worker start-up: share the cores, and end once the process that opened the pool is gone.
+
+    The workers together get the cores: ``threads`` BLAS and OpenMP threads each (libraries
+    loaded later read the environment). A threaded BLAS that assumes the whole machine spins
+    against the other workers: EASE's fits took twice their time alone.
 
     A worker blocks on its task queue, whose pipe its sibling holds open too, so a killed
     flow would otherwise leave its workers behind, each with torch loaded.
     """
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    threadpoolctl.threadpool_limits(limits=threads)
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)
@@ -86,17 +98,16 @@ def call(fn: Callable[..., T], *args: Any) -> T:
 
 
 def side_by_side(jobs: Sequence[Callable[[], object]], lanes: int,
-                 beside: Callable[[], object] | None = None,
-                 then: Sequence[Callable[[], object]] = ()) -> None:
+                 beside: Callable[[], object] | None = None) -> None:
     """Run ``jobs`` in ``lanes`` threads, in their order, and ``beside`` meanwhile.
 
     Each job runs in a copy of the caller's context, so an orchestrator's run context holds in
-    it (Prefect's, for the tasks a job calls). ``beside()`` runs in the calling thread while
-    the jobs do, so a stage that needs none of them does not leave a core idle; the jobs of
-    ``then`` are queued after the others once it returns (they may need what it decided).
-    While no ``pool`` is open the jobs run in this process, whose random state they share,
-    so ``beside`` runs first instead. The first failure is raised once the jobs already
-    running end; the others are dropped.
+    it (Prefect's, for the tasks a job calls). ``beside()`` runs in the calling thread, on one
+    thread (``_one_thread``), while the jobs run in the pool's workers: a stage that needs
+    none of them takes up what they leave idle. While no ``pool`` is open the jobs run in
+    this process, whose random state and thread settings they share, so ``beside`` runs
+    first instead. The first failure is raised once the jobs already running end; the others
+    are dropped.
     """
     failed = threading.Event()
 
@@ -109,22 +120,37 @@ def side_by_side(jobs: Sequence[Callable[[], object]], lanes: int,
             failed.set()
             raise
 
-    with ThreadPoolExecutor(max(1, min(lanes, len(jobs) + len(then)))) as executor:
-        def submit(batch: Sequence[Callable[[], object]]) -> list[Future[None]]:
-            return [executor.submit(contextvars.copy_context().run, guarded, job)
-                    for job in batch]
-
-        alone = beside is not None and _pool is None
-        running = [] if alone else submit(jobs)
+    if beside is not None and _pool is None:
+        beside()
+        beside = None
+    with ThreadPoolExecutor(max(1, min(lanes, len(jobs)))) as executor:
+        running = [executor.submit(contextvars.copy_context().run, guarded, job)
+                   for job in jobs]
         if beside is not None:
             try:
-                beside()
+                with _one_thread():
+                    beside()
             except BaseException:
                 failed.set()  # the queued jobs are dropped; the running ones end first
                 raise
-        running += submit([*jobs, *then] if alone else then)
         for job in running:
             job.result()
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """BLAS, OpenMP and torch on one thread in this process within the block.
+
+    Beside the workers' trainings every core is taken: threads that spin while they wait for
+    each other then slow down many times over (``deep.torch_utils.TRAIN_THREADS``).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpoolctl.threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _Collect(logging.Handler):

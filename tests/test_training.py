@@ -71,47 +71,49 @@ def test_train_side_by_side_trains_every_source_on_every_part_base_first() -> No
             assert calls.index((part, base)) < calls.index((part, source))
 
 
-def test_a_stage_beside_the_trainings_runs_meanwhile_and_holds_back_the_sources_it_tunes(
+def test_a_stage_beside_the_trainings_runs_while_they_do(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tuner runs while the other sources train; the ones it tunes start after it."""
+    """The fusion's tuning runs while the refit trains, in the calling thread."""
     monkeypatch.setattr(workers, "_pool", object())  # as in the flow: a pool is open
     started = threading.Event()
-    tuned: dict[str, int] = {}
-    calls: list[tuple[str, str, int | None]] = []
+    threads: set[int] = set()
 
     def train(part: str, name: str) -> str:
-        calls.append((part, name, tuned.get(name)))
+        threads.add(threading.get_ident())
         started.set()
         return f"{part}/{name}.pkl"
 
     def tune() -> None:
         assert started.wait(10), "no training ran beside the tuner"
-        tuned.update(als=32, projector=0)
 
     names = ["als", "projector", "user_encoder", "user_history", "ease"]
-    paths = train_side_by_side(train, names, ["fit", "fit2"], 2, tune, ["als"])
-    assert paths == [{name: f"{part}/{name}.pkl" for name in names} for part in ("fit", "fit2")]
-    assert {(part, name) for part, name, seen in calls if name in ("als", "projector")} == {
-        (part, name) for part in ("fit", "fit2") for name in ("als", "projector")}
-    assert all(seen is not None for _, name, seen in calls if name in ("als", "projector"))
+    paths = train_side_by_side(train, names, ["train"], 2, tune)
+    assert paths == [{name: f"train/{name}.pkl" for name in names}]
+    assert threading.get_ident() not in threads
 
 
 def test_without_a_pool_the_stage_beside_runs_before_the_trainings() -> None:
     order: list[str] = []
     train_side_by_side(lambda part, name: order.append(name) or name, ["ease", "als"], ["fit"],
-                       2, lambda: order.append("tune"), ["als"])
+                       2, lambda: order.append("tune"))
     assert order[0] == "tune" and sorted(order[1:]) == ["als", "ease"]
 
 
-def test_a_failing_stage_beside_drops_the_trainings_that_wait_for_it(
+def test_a_failing_stage_beside_drops_the_trainings_not_started(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers, "_pool", object())
     trained: list[str] = []
+    release = threading.Event()
+
+    def train(part: str, name: str) -> str:
+        release.wait(10)
+        trained.append(name)
+        return name
 
     def tune() -> None:
+        release.set()
         raise RuntimeError("tuner broke")
 
     with pytest.raises(RuntimeError, match="tuner broke"):
-        train_side_by_side(lambda part, name: trained.append(name) or name, ["ease", "als"],
-                           ["fit"], 1, tune, ["als"])
-    assert "als" not in trained
+        train_side_by_side(train, ["ease", "als", "itemknn"], ["fit"], 1, tune)
+    assert len(trained) == 1  # the one running ended; the queued ones were dropped

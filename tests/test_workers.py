@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import threadpoolctl
+import torch
 
 from recsys_core import pipeline, workers
 from recsys_core.runstore import RunStore
@@ -58,6 +60,28 @@ def test_side_by_side_runs_jobs_in_the_callers_context_and_stops_at_a_failure() 
     with pytest.raises(ValueError, match="bad"):
         workers.side_by_side([lambda: fail("bad"), lambda: seen.append("late")], lanes=1)
     assert seen == []  # not started once the first failed
+
+
+def test_a_stage_beside_the_workers_runs_on_one_thread_and_the_settings_come_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Beside busy workers, threads that spin while they wait slow a stage down many times."""
+    monkeypatch.setattr(workers, "_pool", object())  # as in the flow: a pool is open
+    before = (torch.get_num_threads(), blas_threads())
+    torch.set_num_threads(2)
+    seen: list[tuple[int, int]] = []
+    try:
+        workers.side_by_side([lambda: None], 1,
+                             beside=lambda: seen.append((torch.get_num_threads(), blas_threads())))
+        assert seen == [(1, 1)]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before[0])
+    assert blas_threads() == before[1]
+
+
+def blas_threads() -> int:
+    return max(info["num_threads"] for info in threadpoolctl.threadpool_info()
+               if info["user_api"] == "blas")
 
 
 def test_a_training_in_a_worker_equals_one_here(small_run) -> None:
