@@ -62,9 +62,9 @@ def pool(workers: int) -> Iterator[None]:
 def _start_worker(parent: int, threads: int) -> None:
     """Worker start-up: share the cores, and end once the process that opened the pool is gone.
 
-    The workers together get the cores: ``threads`` BLAS and OpenMP threads each (libraries
-    loaded later read the environment). A threaded BLAS that assumes the whole machine spins
-    against the other workers: EASE's fits took twice their time alone.
+    The workers share the cores out: ``threads`` BLAS and OpenMP threads each (libraries
+    loaded later read the environment). A BLAS sized for the whole machine in every worker
+    oversubscribes the cores, and its threads spin against the other workers'.
 
     A worker blocks on its task queue, whose pipe its sibling holds open too, so a killed
     flow would otherwise leave its workers behind, each with torch loaded.
