@@ -111,7 +111,7 @@ def test_a_failing_stage_beside_drops_the_trainings_not_started(
         return name
 
     def tune() -> None:
-        release.set()
+        threading.Timer(0.2, release.set).start()  # the running training ends after the raise
         raise RuntimeError("tuner broke")
 
     with pytest.raises(RuntimeError, match="tuner broke"):
