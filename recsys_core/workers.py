@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 import threadpoolctl
 import torch
 
+from recsys_core.embed.device import available_cores
+
 T = TypeVar("T")
 
 _pool: ProcessPoolExecutor | None = None  # the open pool, for every thread of the process
@@ -48,7 +50,7 @@ def pool(workers: int) -> Iterator[None]:
     global _pool
     if _pool is not None:
         raise RuntimeError("a worker pool is already open")
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, available_cores() // workers)
     executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=_start_worker, initargs=(os.getpid(), threads))
     _pool = executor
