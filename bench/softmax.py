@@ -10,11 +10,15 @@ alike. The last column is the bfloat16 gradients' relative error against float32
 norm of the difference over the norm, states and items together).
 
     python bench/softmax.py --items 2000,9000,30000 --threads 1
+
+``--budgets`` adds a table of the bfloat16 loss's seconds for each chunk size (logits held
+at once, ``full_softmax_loss``'s ``budget``).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -45,6 +49,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--budgets", default="",
+                        help="comma-separated chunk sizes in logits (e.g. 1048576,2097152)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch {torch.__version__} "
@@ -58,6 +64,33 @@ def main() -> None:
         fp32, bf16, plain = times["fp32"], times["bf16"], times["plain"]
         print(f"| {n:,} | {fp32:.3f} | {bf16:.3f} | {plain:.3f} | {fp32 / plain:.2f} | "
               f"{bf16 / fp32:.2f} | {error:.2%} |", flush=True)
+    if args.budgets:
+        budgets = [int(v) for v in args.budgets.split(",")]
+        print("\n| items | " + " | ".join(f"bf16, budget {b:,} (s)" for b in budgets)
+              + " |\n|" + "---:|" * (len(budgets) + 1), flush=True)
+        for n in (int(v) for v in args.items.split(",")):
+            cells = budget_row(n, budgets, args, gen)
+            print(f"| {n:,} | " + " | ".join(f"{c:.3f}" for c in cells) + " |", flush=True)
+
+
+def budget_row(n: int, budgets: list[int], args: argparse.Namespace, gen: torch.Generator
+               ) -> list[float]:
+    """Median seconds of the bfloat16 loss against ``n`` items at each budget (alternating)."""
+    states = torch.randn(args.positions, args.dim, generator=gen).requires_grad_()
+    items = (0.3 * torch.randn(n, args.dim, generator=gen)).requires_grad_()
+    targets = torch.randint(0, n, (args.positions,), generator=gen)
+
+    def step(budget: int) -> None:
+        states.grad = items.grad = None
+        full_softmax_loss(states, items, targets, budget=budget,
+                          matmul_dtype=torch.bfloat16).backward()
+
+    times: list[list[float]] = [[] for _ in budgets]
+    step(budgets[0])  # warm-up (first-touch)
+    for _ in range(args.repeats):
+        for cell, budget in zip(times, budgets, strict=True):
+            cell.append(seconds(functools.partial(step, budget)))
+    return [statistics.median(cell) for cell in times]
 
 
 def row(n: int, args: argparse.Namespace, gen: torch.Generator

@@ -9,10 +9,11 @@ computed in the forward pass while each chunk's logits are at hand, so memory is
 ``budget`` and the logits are computed once.
 
 The three matrix products per chunk are most of a step's cost. With ``matmul_dtype``
-bfloat16 they read bfloat16 copies of the states, the items and each chunk's probabilities
-(accumulating in fp32), while the softmax itself (maximum, exp, sums) stays in fp32: on a
-CPU with AVX512-BF16 that makes the loss about 1.5x faster, for gradients within about 0.3%
-of fp32's (``bench/softmax.py``), the precision mixed-precision training runs at on GPUs.
+bfloat16 they read bfloat16 copies of the states and the items, and each chunk's logits and
+probabilities are bfloat16 (the products accumulate in fp32, and the softmax computes in
+fp32): on a CPU with AVX512-BF16 that makes the loss about 1.5x faster, for gradients within
+about 0.3% of fp32's (``bench/softmax.py``), the precision mixed-precision training runs at
+on GPUs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 
 
 def full_softmax_loss(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
-                      budget: int = 1 << 20,
+                      budget: int = 1 << 21,
                       matmul_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Mean cross-entropy of ``softmax(states @ items.T)`` against ``targets``.
 
@@ -59,6 +60,9 @@ def native_bfloat16(device: torch.device) -> bool:
     return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
 
 
+_TINY = torch.finfo(torch.float32).tiny
+
+
 class _ChunkedSoftmax(torch.autograd.Function):
     """The loss and, in the same pass over each chunk's logits, its gradients.
 
@@ -75,25 +79,23 @@ class _ChunkedSoftmax(torch.autograd.Function):
         states_mm, items_mm = states.to(matmul_dtype), items.to(matmul_dtype)
         for start in range(0, len(states), rows):
             chunk, target = states_mm[start:start + rows], targets[start:start + rows]
-            logits = (chunk @ items_mm.T).float()
             picked = torch.arange(len(chunk), device=chunk.device)
-            # The softmax in place, with one exp: log-sum-exp = peak + log(sum(exp(l - peak))).
-            # (torch.logsumexp would take its own exp and an out-of-place copy of the chunk.)
-            peak = logits.amax(dim=1, keepdim=True)
-            total -= logits[picked, target].sum()
-            probs = logits.sub_(peak).exp_()
-            sums = probs.sum(dim=1, keepdim=True)
-            total += (peak + sums.log()).sum()
+            # One fused softmax over the chunk's logits (it computes in float32 whatever its
+            # input, and writes the products' type). Its passes over the chunk are most of
+            # the loss's cost beside the products: a maximum, an exp, a sum and a division
+            # done one by one, each with a float32 copy of the chunk, took 40% longer.
+            probs = torch.softmax(chunk @ items_mm.T, dim=1)
+            # -log p(target): each row's loss. It saturates near 87 (float32's smallest
+            # normal) should a target's probability underflow; the gradients do not.
+            total -= probs[picked, target].float().clamp_min(_TINY).log().sum()
             # d (summed loss) / d logits = softmax - one-hot; the 1/n of the mean comes last,
             # on the two small gradients instead of the chunk.
-            probs.div_(sums)
             probs[picked, target] -= 1.0
-            probs_mm = probs.to(matmul_dtype)
-            grad_states[start:start + rows] = probs_mm @ items_mm
+            grad_states[start:start + rows] = probs @ items_mm
             if matmul_dtype == grad_items.dtype:
-                grad_items.addmm_(probs_mm.T, chunk)
+                grad_items.addmm_(probs.T, chunk)
             else:  # addmm_ cannot add a bfloat16 product into fp32
-                grad_items += probs_mm.T @ chunk
+                grad_items += probs.T @ chunk
         n = max(len(states), 1)
         ctx.save_for_backward(grad_states / n, grad_items / n)
         return total / n
