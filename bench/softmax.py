@@ -31,7 +31,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recsys_core.deep.softmax import full_softmax_loss, native_bfloat16  # noqa: E402
+from recsys_core.deep.softmax import full_softmax_loss  # noqa: E402
+from recsys_core.deep.torch_utils import native_bfloat16  # noqa: E402
 
 
 def seconds(step: Callable[[], object]) -> float:

@@ -45,6 +45,8 @@ from recsys_core.deep.holdout import (
 )
 from recsys_core.deep.layers import make_mlp
 from recsys_core.deep.torch_utils import (
+    Precision,
+    matmul_dtype,
     require_embeddings,
     resolve_device,
     seeded,
@@ -79,6 +81,10 @@ class LMGraphConfig(RefitConfig):
         max_edges: training pairs drawn per epoch (all of them when there are fewer).
         cold_neighbours: warm items, nearest by mapped text, whose hops an item with no
             edges takes (their mean).
+        precision: the type of the MLP's matrix products while training (the most of a
+            step's cost; ``torch_utils.matmul_dtype``: ``auto`` is bfloat16 where the device
+            multiplies it in hardware). The propagation, the loss, the holdout checks and the
+            trained vectors are float32 either way.
     """
 
     dim: int = Field(64, gt=0)
@@ -95,6 +101,7 @@ class LMGraphConfig(RefitConfig):
     eval_k: int = Field(10, gt=0)
     max_edges: int = Field(500_000, gt=0)
     cold_neighbours: int = Field(10, gt=0)
+    precision: Precision = "auto"
 
 
 class LMGraph(Scorer[LMGraphConfig]):
@@ -173,6 +180,7 @@ class LMGraph(Scorer[LMGraphConfig]):
                ) -> tuple[int, int]:
         """Train the map; return the number of epochs run and that of the epoch kept."""
         c = self.config
+        dtype = matmul_dtype(c.precision, device)
         coo = graph.matrix.tocoo()
         pairs = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
         warm_index = torch.from_numpy(np.flatnonzero(warm))
@@ -182,7 +190,7 @@ class LMGraph(Scorer[LMGraphConfig]):
             self.mlp.train()
             drawn = torch.randperm(pairs.shape[1], generator=gen)[:c.max_edges]
             for batch in drawn.split(c.batch_size):
-                users, layers = graph.propagate(self.mlp, c.layers)
+                users, layers = graph.propagate(self.mlp, c.layers, dtype)
                 u, i = pairs[:, batch].to(device)
                 neg = warm_index[torch.randint(len(warm_index), (c.negatives,),
                                                generator=gen)].to(device)
@@ -243,25 +251,36 @@ class _Graph:
         self.adjacency = _sparse(sp.bmat([[None, norm], [norm.T, None]]), device)
         self.n_users = n_users
 
-    def propagate(self, mlp: nn.Sequential, layers: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean-of-hops user vectors (n_users, dim) and every hop's item vectors.
+    def propagate(self, mlp: nn.Sequential, layers: int, dtype: torch.dtype = torch.float32
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean-of-hops user vectors (n_users, dim) and every hop's item vectors, float32.
 
         A user's input is the mean of their items' text embeddings. The MLP's first layer is
         affine, so it maps that mean to the mean of the items' first-layer outputs: one
         sparse product over the user's items instead of a dense pass per user.
 
         Args:
-            mlp: the map from text into the CF space (``make_mlp``: Linear first).
+            mlp: the map from text into the CF space (``make_mlp``: Linear first and last).
             layers: hops.
+            dtype: the type of the MLP's layers (inputs, weights and outputs; the sparse
+                products are float32). Cast explicitly: under autocast, the sparse
+                products' backward meets bfloat16 gradients, which it rejects.
         """
-        first = mlp[0](self.text)
-        hop = mlp[1:](torch.cat([torch.sparse.mm(self.mean, first), first]))
+        first = _linear(mlp[0], self.text, dtype)
+        mean = torch.sparse.mm(self.mean, first.float()).to(dtype)
+        hop = _linear(mlp[-1], mlp[1:-1](torch.cat([mean, first])), dtype).float()
         hops = [hop]
         for _ in range(layers):
             hop = torch.sparse.mm(self.adjacency, hop)
             hops.append(hop)
         stacked = torch.stack(hops)
         return stacked[:, :self.n_users].mean(dim=0), stacked[:, self.n_users:]
+
+
+def _linear(layer: nn.Module, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``layer(x)`` (an ``nn.Linear``) with its inputs, weights and output in ``dtype``."""
+    assert isinstance(layer, nn.Linear)
+    return nn.functional.linear(x.to(dtype), layer.weight.to(dtype), layer.bias.to(dtype))
 
 
 def _sparse(matrix: sp.csr_matrix | sp.coo_matrix, device: torch.device) -> torch.Tensor:

@@ -46,20 +46,6 @@ def full_softmax_loss(states: torch.Tensor, items: torch.Tensor, targets: torch.
     return loss
 
 
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` multiplies bfloat16 matrices in hardware (faster than float32).
-
-    CUDA does from Ampere on; a CPU does with AVX512-BF16 or AMX (elsewhere torch emulates
-    bfloat16 and it is slower than float32).
-    """
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
-    if device.type != "cpu":
-        return False
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch.cpu
-    return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
-
-
 _TINY = torch.finfo(torch.float32).tiny
 
 

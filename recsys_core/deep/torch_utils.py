@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal
 
 import numpy as np
 import torch
@@ -46,6 +47,30 @@ def seeded(seed: int, device: torch.device) -> Iterator[torch.Generator]:
             yield torch.Generator().manual_seed(seed)
         finally:
             torch.use_deterministic_algorithms(was_deterministic, warn_only=was_warn_only)
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices in hardware (faster than float32).
+
+    CUDA does from Ampere on; a CPU does with AVX512-BF16 or AMX (elsewhere torch emulates
+    bfloat16 and it is slower than float32).
+    """
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    if device.type != "cpu":
+        return False
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # private in torch.cpu
+    return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
+
+
+Precision = Literal["auto", "bfloat16", "float32"]
+"""The type of a training's matrix products: ``auto`` is bfloat16 where ``native_bfloat16``."""
+
+
+def matmul_dtype(precision: Precision, device: torch.device) -> torch.dtype:
+    """The type a training on ``device`` multiplies its matrices in, for ``precision``."""
+    native = precision == "auto" and native_bfloat16(device)
+    return torch.bfloat16 if precision == "bfloat16" or native else torch.float32
 
 
 TRAIN_THREADS = 1

@@ -57,8 +57,10 @@ from recsys_core.deep.holdout import (
 )
 from recsys_core.deep.layers import make_mlp
 from recsys_core.deep.sequences import pad, windows
-from recsys_core.deep.softmax import full_softmax_loss, native_bfloat16
+from recsys_core.deep.softmax import full_softmax_loss
 from recsys_core.deep.torch_utils import (
+    Precision,
+    matmul_dtype,
     require_embeddings,
     resolve_device,
     seeded,
@@ -126,7 +128,7 @@ class UserEncoderConfig(RefitConfig):
     eval_users: int = Field(2000, gt=0)
     eval_k: int = Field(10, gt=0)
     max_windows: int = Field(20_000, gt=0)
-    precision: Literal["auto", "bfloat16", "float32"] = "auto"
+    precision: Precision = "auto"
 
 
 class SequenceNet(nn.Module):
@@ -388,9 +390,8 @@ class _Trainer:
         self.full = len(self.warm) <= c.full_softmax_items
         # The full softmax reads every warm item's text each step: gathered once.
         self.warm_text = text[self.warm] if self.full else None
-        self.bfloat16 = c.precision == "bfloat16" or (
-            c.precision == "auto" and native_bfloat16(device))
-        self.matmul_dtype = torch.bfloat16 if self.bfloat16 else torch.float32
+        self.matmul_dtype = matmul_dtype(c.precision, device)
+        self.bfloat16 = self.matmul_dtype == torch.bfloat16
         # Position in the softmax of every item (-1: cold, never a target or a negative).
         self.slot = torch.full((self.n_items + 1,), -1, dtype=torch.long, device=device)
         self.slot[self.warm] = torch.arange(len(self.warm), device=device)

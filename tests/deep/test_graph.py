@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recsys_core.deep.graph import LMGraph, LMGraphConfig
 from recsys_core.scoring import Scorer, TrainOptions
@@ -45,6 +46,16 @@ def test_folds_in_a_new_user_without_retraining() -> None:
         seen = [0, 1, 2, 3] if row == 0 else [25, 26, 30]
         ranked = [i for i in np.argsort(-folded[row]) if i not in seen]
         assert set(ranked[:10]) <= set(half)
+
+
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_learns_the_withheld_items_in_either_precision(precision: str) -> None:
+    """bfloat16 products (the MLP's, while training) learn what float32 ones do."""
+    board = checkerboard()
+    config = SMALL.model_copy(update={"precision": precision})
+    model = LMGraph(config).train(board.data, TrainOptions(seed=3))
+    assert model.item_vectors.dtype == model.user_vectors.dtype == np.float32
+    assert (withheld_rank(board, model.score(list(board.withheld)).values) == 0).all()
 
 
 def test_fold_in_of_own_history_ranks_like_the_trained_user() -> None:

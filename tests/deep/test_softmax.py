@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recsys_core.deep.softmax import full_softmax_loss, native_bfloat16
+from recsys_core.deep.softmax import full_softmax_loss
+from recsys_core.deep.torch_utils import native_bfloat16
 
 
 @pytest.mark.parametrize("budget", [1, 50, 10_000])  # one row per chunk, uneven chunks, one

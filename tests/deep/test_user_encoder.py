@@ -9,7 +9,7 @@ import torch
 
 from recsys_core.data.interactions import InteractionData
 from recsys_core.data.vocab import Vocabulary
-from recsys_core.deep import user_encoder
+from recsys_core.deep import torch_utils, user_encoder
 from recsys_core.deep.user_encoder import SequenceNet, UserEncoder, UserEncoderConfig, encode
 from recsys_core.scoring import Scorer, TrainOptions
 from tests.scorer_contract import ScorerContract, checkerboard
@@ -91,7 +91,7 @@ def test_training_multiplies_in_bfloat16_only_where_asked_or_native(
         seen.add((matmul_dtype, torch.is_autocast_enabled("cpu")))
         return torch.nn.functional.cross_entropy(states.float() @ items.float().T, targets)
 
-    monkeypatch.setattr(user_encoder, "native_bfloat16", lambda device: native)
+    monkeypatch.setattr(torch_utils, "native_bfloat16", lambda device: native)
     monkeypatch.setattr(user_encoder, "full_softmax_loss", loss)
     data, _ = cycle_walks(n_users=20, steps=4)
     config = SMALL.model_copy(update={"epochs": 1, "precision": setting})
