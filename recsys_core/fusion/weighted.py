@@ -92,11 +92,6 @@ class FilledBlocks:
             raise ValueError("fusion has no source with a non-zero weight")
         return weights
 
-    def _add_term(self, total: np.ndarray, name: str, weight: np.float32,
-                  config: FusionConfig) -> None:
-        total += self.filled[name] * weight
-        self._add_min(total, name, weight, config)
-
     def _add_min(self, total: np.ndarray, name: str, weight: np.float32,
                  config: FusionConfig) -> None:
         """Under ``missing="min"``: move source ``name``'s filled cells from its mean to its min."""
@@ -114,8 +109,8 @@ class FilledBlocks:
         """
         out = {}
         for name, weight in self._weights(config).items():
-            out[name] = np.zeros_like(self.filled[name])
-            self._add_term(out[name], name, weight, config)
+            out[name] = self.filled[name] * weight
+            self._add_min(out[name], name, weight, config)
         return out
 
     def combine(self, config: FusionConfig) -> np.ndarray:
