@@ -55,7 +55,7 @@ from recsys_core.deep.holdout import (
     time_blocks,
     train_epochs,
 )
-from recsys_core.deep.layers import make_mlp
+from recsys_core.deep.layers import Dropout, make_mlp
 from recsys_core.deep.sequences import pad, windows
 from recsys_core.deep.softmax import full_softmax_loss
 from recsys_core.deep.torch_utils import (
@@ -148,10 +148,13 @@ class SequenceNet(nn.Module):
         self.positions = nn.Embedding(c.max_len, c.dim)
         nn.init.normal_(self.positions.weight, std=0.02)
         self.norm = nn.LayerNorm(c.dim)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         block = nn.TransformerEncoderLayer(c.dim, c.heads, 4 * c.dim, c.dropout,
                                            activation="gelu", batch_first=True)
         self.blocks = nn.TransformerEncoder(block, c.blocks, enable_nested_tensor=False)
+        for layer in self.blocks.layers:  # the attention weights' dropout stays torch's
+            layer.dropout, layer.dropout1, layer.dropout2 = (Dropout(c.dropout)
+                                                             for _ in range(3))
 
     def items(self, text: torch.Tensor, index: torch.Tensor, keep: torch.Tensor
               ) -> torch.Tensor:
