@@ -51,7 +51,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--budgets", default="",
-                        help="comma-separated chunk sizes in logits (e.g. 1048576,2097152)")
+                        help="comma-separated chunk sizes in logits (e.g. 1048576,2097152); "
+                             "auto: the loss's own rule for this machine (chunk_rows)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"machine: {platform.platform()}, {os.cpu_count()} cores, torch {torch.__version__} "
@@ -66,22 +67,23 @@ def main() -> None:
         print(f"| {n:,} | {fp32:.3f} | {bf16:.3f} | {plain:.3f} | {fp32 / plain:.2f} | "
               f"{bf16 / fp32:.2f} | {error:.2%} |", flush=True)
     if args.budgets:
-        budgets = [int(v) for v in args.budgets.split(",")]
-        print("\n| items | " + " | ".join(f"bf16, budget {b:,} (s)" for b in budgets)
+        budgets = [None if v == "auto" else int(v) for v in args.budgets.split(",")]
+        print("\n| items | " + " | ".join("bf16, auto (s)" if b is None else
+                                          f"bf16, budget {b:,} (s)" for b in budgets)
               + " |\n|" + "---:|" * (len(budgets) + 1), flush=True)
         for n in (int(v) for v in args.items.split(",")):
             cells = budget_row(n, budgets, args, gen)
             print(f"| {n:,} | " + " | ".join(f"{c:.3f}" for c in cells) + " |", flush=True)
 
 
-def budget_row(n: int, budgets: list[int], args: argparse.Namespace, gen: torch.Generator
+def budget_row(n: int, budgets: list[int | None], args: argparse.Namespace, gen: torch.Generator
                ) -> list[float]:
     """Median seconds of the bfloat16 loss against ``n`` items at each budget (alternating)."""
     states = torch.randn(args.positions, args.dim, generator=gen).requires_grad_()
     items = (0.3 * torch.randn(n, args.dim, generator=gen)).requires_grad_()
     targets = torch.randint(0, n, (args.positions,), generator=gen)
 
-    def step(budget: int) -> None:
+    def step(budget: int | None) -> None:
         states.grad = items.grad = None
         full_softmax_loss(states, items, targets, budget=budget,
                           matmul_dtype=torch.bfloat16).backward()

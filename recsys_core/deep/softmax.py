@@ -18,13 +18,47 @@ on GPUs.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import Any
 
 import torch
 
+MIN_ROWS = 128
+"""Fewest rows a chunk has by default: thinner chunks make thin products, and against many
+items each chunk streams the whole item matrix from a far cache three times."""
+
+
+@functools.cache
+def l2_bytes() -> int:
+    """One core's L2 cache in bytes (Linux sysfs); 2 MiB where it cannot be read."""
+    try:
+        cache = Path("/sys/devices/system/cpu/cpu0/cache")
+        for index in cache.glob("index*"):
+            if (index / "level").read_text().strip() == "2":
+                size = (index / "size").read_text().strip().upper()
+                scale = {"K": 1 << 10, "M": 1 << 20}.get(size[-1:], 1)
+                return int(size.rstrip("KM")) * scale
+    except (OSError, ValueError):
+        pass
+    return 1 << 21
+
+
+def chunk_rows(n_items: int, device: torch.device) -> int:
+    """Rows per chunk of the full softmax on ``device`` against ``n_items`` candidates.
+
+    On CPU, as many logits as one core's L2 cache has bytes, and at least ``MIN_ROWS`` rows.
+    The fastest chunk of ``bench/softmax.py --budgets`` followed the cache: at 8k items 1M
+    logits on an AMD EPYC (1 MiB L2; 2M took 9% longer), 2M on an Intel Xeon (2 MiB; 1M
+    took 33% longer), and at 30k items about 128 rows on both (4M logits: 1M took 40% longer
+    on the EPYC). Elsewhere, 2M logits (and ``MIN_ROWS``).
+    """
+    budget = l2_bytes() if device.type == "cpu" else 1 << 21
+    return max(MIN_ROWS, budget // max(n_items, 1))
+
 
 def full_softmax_loss(states: torch.Tensor, items: torch.Tensor, targets: torch.Tensor,
-                      budget: int = 1 << 21,
+                      budget: int | None = None,
                       matmul_dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Mean cross-entropy of ``softmax(states @ items.T)`` against ``targets``.
 
@@ -35,11 +69,13 @@ def full_softmax_loss(states: torch.Tensor, items: torch.Tensor, targets: torch.
         states: (P, d) one row per target position.
         items: (N, d) every candidate's vector.
         targets: (P,) the column of each row's target.
-        budget: logits held at once (rows per chunk = budget // N).
+        budget: logits held at once (rows per chunk = budget // N); ``None``:
+            ``chunk_rows``'s rule for the device.
         matmul_dtype: the inputs' type in the matrix products (float32: exact; bfloat16:
             see above).
     """
-    rows = max(1, budget // max(len(items), 1))
+    rows = (chunk_rows(len(items), states.device) if budget is None
+            else max(1, budget // max(len(items), 1)))
     with torch.autocast(states.device.type, enabled=False):  # products in ``matmul_dtype``
         loss: torch.Tensor = _ChunkedSoftmax.apply(states.float(), items.float(), targets,
                                                    rows, matmul_dtype)
