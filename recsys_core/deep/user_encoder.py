@@ -106,7 +106,7 @@ class UserEncoderConfig(RefitConfig):
             while its softmax stays float32 (``full_softmax_loss``); ``float32``: exact;
             ``auto``: bfloat16 where the device multiplies it in hardware (CUDA from Ampere
             on; CPUs with AVX512-BF16 or AMX), else float32. Trained vectors, fold-in and
-            the holdout checks are float32 either way.
+            the holdout checks' scores are float32 either way.
     """
 
     dim: int = Field(64, gt=0)
@@ -452,11 +452,18 @@ class _Trainer:
         return torch.from_numpy(padded), torch.from_numpy(sizes)
 
     def _holdout_ndcg(self, holdout: Holdout) -> float:
+        """NDCG of the holdout.
+
+        The network reads the histories in the training's precision (a float32 check was a
+        tenth of an epoch on ml-latest-small); the scores are float32, since bfloat16's 8-bit
+        mantissa would tie the held-out item with its neighbours.
+        """
         self.net.eval()
         with torch.no_grad():
-            items = self.item_table()
-            users = encode(self.net, items, holdout.history, self.c.max_len)
-            value = holdout.ndcg(users @ items.T, self.c.eval_k)
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.bfloat16):
+                items = self.item_table()
+                users = encode(self.net, items, holdout.history, self.c.max_len)
+            value = holdout.ndcg(users.float() @ items.float().T, self.c.eval_k)
         self.net.train()
         return value
 
