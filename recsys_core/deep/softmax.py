@@ -49,7 +49,7 @@ def chunk_rows(n_items: int, device: torch.device) -> int:
 
     On CPU, as many logits as one core's L2 cache has bytes, and at least ``MIN_ROWS`` rows.
     The fastest chunk of ``bench/softmax.py --budgets`` followed the cache: at 8k items 1M
-    logits on an AMD EPYC (1 MiB L2; 2M took 9% longer), 2M on an Intel Xeon (2 MiB; 1M
+    logits on an AMD EPYC (1 MiB L2; 2M took 3-9% longer), 2M on an Intel Xeon (2 MiB; 1M
     took 33% longer), and at 30k items about 128 rows on both (4M logits: 1M took 40% longer
     on the EPYC). Elsewhere, 2M logits (and ``MIN_ROWS``).
     """
