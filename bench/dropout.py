@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,26 +25,16 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import medians  # noqa: E402
 from recsys_core.deep.layers import Dropout  # noqa: E402
 from recsys_core.deep.user_encoder import SequenceNet, UserEncoderConfig, _Trainer  # noqa: E402
 
 
-def seconds(step: Callable[[], object]) -> float:
-    """Wall seconds of one call."""
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
-
-
-def medians(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each step, the steps alternating."""
+def warm_medians(steps: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """``medians`` of the steps, each run once first (warm-up)."""
     for step in steps.values():
-        step()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            times[name].append(seconds(step))
-    return {name: statistics.median(cell) for name, cell in times.items()}
+        step()
+    return medians(steps, repeats)
 
 
 def dropout_step(layer: nn.Module, x: torch.Tensor) -> Callable[[], object]:
@@ -82,13 +70,13 @@ def main() -> None:
           "| what | torch nn.Dropout (ms) | layers.Dropout (ms) | ratio |\n|---|---:|---:|---:|")
     for shape in ((128, 50, 256), (128, 50, 64)):
         x = torch.randn(*shape, requires_grad=True)
-        cells = medians({"torch": dropout_step(nn.Dropout(0.2), x),
+        cells = warm_medians({"torch": dropout_step(nn.Dropout(0.2), x),
                          "ours": dropout_step(Dropout(0.2), x)}, args.repeats)
         print(f"| dropout 0.2, forward + backward, {shape} | {cells['torch'] * 1e3:.2f} | "
               f"{cells['ours'] * 1e3:.2f} | {cells['ours'] / cells['torch']:.2f} |", flush=True)
     window = torch.randint(0, 7_900, (128, 51), generator=torch.Generator().manual_seed(1))
     trainers = {"torch": trainer(True), "ours": trainer(False)}
-    cells = medians({name: (lambda t=t: t._step(window)) for name, t in trainers.items()},
+    cells = warm_medians({name: (lambda t=t: t._step(window)) for name, t in trainers.items()},
                     args.repeats)
     print(f"| user-encoder training step (128 windows of 50, 7,900 warm items) | "
           f"{cells['torch'] * 1e3:.1f} | {cells['ours'] * 1e3:.1f} | "

@@ -21,9 +21,7 @@ import argparse
 import functools
 import os
 import platform
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,15 +29,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.timing import medians  # noqa: E402
 from recsys_core.deep.softmax import full_softmax_loss  # noqa: E402
 from recsys_core.deep.torch_utils import native_bfloat16  # noqa: E402
-
-
-def seconds(step: Callable[[], object]) -> float:
-    """Wall seconds of one call."""
-    start = time.perf_counter()
-    step()
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -88,12 +80,10 @@ def budget_row(n: int, budgets: list[int | None], args: argparse.Namespace, gen:
         full_softmax_loss(states, items, targets, budget=budget,
                           matmul_dtype=torch.bfloat16).backward()
 
-    times: list[list[float]] = [[] for _ in budgets]
     step(budgets[0])  # warm-up (first-touch)
-    for _ in range(args.repeats):
-        for cell, budget in zip(times, budgets, strict=True):
-            cell.append(seconds(functools.partial(step, budget)))
-    return [statistics.median(cell) for cell in times]
+    cells = medians({i: functools.partial(step, budget) for i, budget in enumerate(budgets)},
+                    args.repeats)
+    return [cells[i] for i in range(len(budgets))]
 
 
 def row(n: int, args: argparse.Namespace, gen: torch.Generator
@@ -116,12 +106,8 @@ def row(n: int, args: argparse.Namespace, gen: torch.Generator
     steps = {"fp32": chunked(torch.float32), "bf16": chunked(torch.bfloat16), "plain": plain}
     exact, rounded = steps["fp32"](), steps["bf16"]()  # also the warm-up (first-touch)
     plain()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(args.repeats):
-        for name, step in steps.items():
-            times[name].append(seconds(step))
     error = float((rounded - exact).norm() / exact.norm())
-    return {name: statistics.median(values) for name, values in times.items()}, error
+    return medians(steps, args.repeats), error
 
 
 if __name__ == "__main__":
