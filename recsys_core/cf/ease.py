@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Literal
 
 import numpy as np
 import scipy.linalg as la
@@ -53,32 +54,68 @@ def gram(matrix: sp.csr_matrix, chunk_bytes: int = 256 * 2**20) -> np.ndarray:
     return out
 
 
-def ease_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
+def ease_weights(matrix: sp.csr_matrix, l2: float,
+                 form: Literal["auto", "items", "users"] = "auto") -> np.ndarray:
     """EASE's item-item weights: ``B = I - P / diag(P)``, ``P = (X^T X + l2 I)^-1``, diag 0.
 
     Args:
         matrix: users x items training matrix ``X``.
         l2: ridge penalty lambda.
+        form: two exact ways to the same weights. ``items``: invert the items x items
+            ``X^T X + l2 I``; ``users``: invert the users x users ``X X^T + l2 I``
+            (``_dual_weights``), far cheaper when users are few (``bench/ease.py``);
+            ``auto``: ``users`` when there are at most half as many users as items (about
+            where the two cost the same).
     """
+    n_users, n_items = matrix.shape
+    if form == "users" or (form == "auto" and 2 * n_users <= n_items):
+        return _dual_weights(sp.csr_matrix(matrix, dtype=np.float32), l2)
     weights = gram(matrix)
     weights[np.diag_indices_from(weights)] += l2
-    # G is symmetric positive definite: Cholesky inverse in place (G.T is Fortran-ordered and
-    # equal to G), about half the cost of a general inverse; float32 halves memory and time,
-    # and the ridge keeps G well conditioned. clean=True zeroes the upper triangle, which
-    # spotri leaves alone while it fills the lower one with P.
-    factor, info = la.lapack.spotrf(weights.T, lower=True, overwrite_a=True, clean=True)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"EASE Gram matrix is not positive definite (info={info})")
-    del weights
-    inverse, info = la.lapack.spotri(factor, lower=True, overwrite_c=True)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"EASE inverse failed (info={info})")
-    del factor
+    inverse = _lower_inverse(weights)
     diagonal = np.diag(inverse).copy()
     inverse += inverse.T  # full P off the diagonal; the diagonal is zeroed next anyway
     inverse[np.diag_indices_from(inverse)] = 0.0
     inverse /= -diagonal
     return np.ascontiguousarray(inverse)
+
+
+def _dual_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:
+    """``ease_weights`` through the users x users system (Woodbury's identity).
+
+    ``P = (I - M) / l2`` with ``M = X^T (X X^T + l2 I)^-1 X``, so ``B_ij = M_ij / (1 - M_jj)``
+    off the diagonal: one users x users inverse and two sparse-times-dense products, whose
+    cost follows the interactions, instead of an items x items inverse.
+    """
+    kernel = (matrix @ matrix.T).toarray()
+    kernel[np.diag_indices_from(kernel)] += l2
+    inverse = _lower_inverse(kernel)
+    inverse += inverse.T  # the full symmetric inverse: the diagonal was counted twice
+    inverse[np.diag_indices_from(inverse)] /= 2
+    left = np.asarray(matrix.T @ inverse)  # X^T K^-1: items x users
+    weights = np.asarray(matrix.T @ left.T)  # X^T K^-1 X: items x items
+    del left
+    diagonal = np.diag(weights).copy()
+    weights /= 1.0 - diagonal
+    weights[np.diag_indices_from(weights)] = 0.0
+    return np.ascontiguousarray(weights, dtype=np.float32)
+
+
+def _lower_inverse(matrix: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive definite float32 ``matrix``, lower triangle only.
+
+    Cholesky inverse in place (``matrix.T`` is Fortran-ordered and equal to it), about half
+    the cost of a general inverse; float32 halves memory and time, and the ridge keeps the
+    matrix well conditioned. ``clean=True`` zeroes the upper triangle, which ``spotri``
+    leaves alone while it fills the lower one. ``matrix`` is overwritten.
+    """
+    factor, info = la.lapack.spotrf(matrix.T, lower=True, overwrite_a=True, clean=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE Gram matrix is not positive definite (info={info})")
+    inverse, info = la.lapack.spotri(factor, lower=True, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"EASE inverse failed (info={info})")
+    return inverse
 
 
 class EASE(Scorer[EASEConfig]):

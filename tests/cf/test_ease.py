@@ -22,8 +22,25 @@ X = np.array([[1, 1, 0], [0, 1, 1], [1, 1, 1]], dtype=np.float32)
 B_BY_HAND = np.array([[0, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0]])
 
 
-def test_weights_match_hand_computed_3x3() -> None:
-    np.testing.assert_allclose(ease_weights(sp.csr_matrix(X), l2=1.0), B_BY_HAND, atol=1e-6)
+@pytest.mark.parametrize("form", ["auto", "items", "users"])
+def test_weights_match_hand_computed_3x3(form: str) -> None:
+    np.testing.assert_allclose(ease_weights(sp.csr_matrix(X), 1.0, form),
+                               B_BY_HAND, atol=1e-6)
+
+
+@pytest.mark.parametrize(("n_users", "n_items"), [(12, 40), (40, 12)])
+def test_both_forms_match_a_float64_inverse(n_users: int, n_items: int) -> None:
+    """``auto`` solves over users for 12 x 40 and over items for 40 x 12; both exact."""
+    rng = np.random.default_rng(0)
+    dense = rng.integers(1, 6, (n_users, n_items)) * (rng.random((n_users, n_items)) < 0.3)
+    dense[0] = 1  # every item warm
+    p = np.linalg.inv(dense.T.astype(np.float64) @ dense + 3.0 * np.eye(n_items))
+    expected = -p / np.diag(p)
+    np.fill_diagonal(expected, 0.0)
+    matrix = sp.csr_matrix(dense.astype(np.float32))
+    for form in ("auto", "items", "users"):
+        np.testing.assert_allclose(ease_weights(matrix, 3.0, form),
+                                   expected, atol=1e-4, err_msg=form)  # float32 arithmetic
 
 
 def test_scores_are_rows_times_weights() -> None:
