@@ -45,9 +45,14 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
     if width == 0 or n_rows == 0:
         return out
     if width < n_items:
-        chosen = torch.topk(torch.from_numpy(np.ascontiguousarray(values)), width, dim=1,
-                            sorted=False).indices.numpy()
-        _break_ties_low(values, chosen)
+        # One more than needed: where the K-th and the next score differ, the best K are
+        # one set whatever order topk breaks ties in, and no pass over the row is needed.
+        best = torch.topk(torch.from_numpy(np.ascontiguousarray(values)), width + 1, dim=1)
+        chosen = best.indices[:, :width].numpy()
+        scores = best.values.numpy()
+        kth = scores[:, width - 1]
+        _break_ties_low(values, chosen, np.flatnonzero((kth == scores[:, width])
+                                                       & np.isfinite(kth)))
     else:
         chosen = np.broadcast_to(np.arange(n_items), (n_rows, n_items))
     chosen_scores = np.take_along_axis(values, chosen, axis=1)
@@ -58,13 +63,11 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _break_ties_low(values: np.ndarray, chosen: np.ndarray) -> None:
-    """Where ties straddle the K-th place, keep the lowest-index tied items (in place)."""
+def _break_ties_low(values: np.ndarray, chosen: np.ndarray, rows: np.ndarray) -> None:
+    """Where ties straddle the K-th place (``rows``), keep the lowest-index tied items."""
     width = chosen.shape[1]
-    kth = np.take_along_axis(values, chosen, axis=1).min(axis=1)[:, None]
-    n_above = (values > kth).sum(axis=1)
-    n_tied = (values == kth).sum(axis=1)
-    for r in np.flatnonzero((n_tied > width - n_above) & np.isfinite(kth[:, 0])):
-        above = np.flatnonzero(values[r] > kth[r])
-        tied = np.flatnonzero(values[r] == kth[r])[: width - above.size]
+    for r in rows:
+        kth = values[r, chosen[r]].min()
+        above = np.flatnonzero(values[r] > kth)
+        tied = np.flatnonzero(values[r] == kth)[: width - above.size]
         chosen[r] = np.concatenate([above, tied])

@@ -31,6 +31,13 @@ def test_top_k_matches_full_sort() -> None:
     assert np.array_equal(top_k(values, 10), expected)
 
 
+def test_top_k_matches_a_stable_sort_with_many_ties() -> None:
+    """Four score levels over 30 items: most rows have ties across the 5th place."""
+    values = np.random.default_rng(2).integers(0, 4, size=(200, 30)).astype(np.float32)
+    expected = np.argsort(-values, axis=1, kind="stable")[:, :5]
+    assert np.array_equal(top_k(values, 5), expected)
+
+
 def test_top_k_rejects_k_below_one() -> None:
     with pytest.raises(ValueError):
         top_k(np.zeros((1, 3)), 0)
