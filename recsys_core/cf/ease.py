@@ -26,7 +26,9 @@ class EASEConfig(ScorerConfig):
         binarize: fit on 0/1 instead of the interaction weights.
         max_items: refuse to fit above this many warm items. EASE holds dense
             (n_items, n_items) float32 matrices: memory is O(n_items^2) (20,000 items is
-            1.6 GB per matrix, two or three alive at once) and time O(n_items^3).
+            1.6 GB per matrix, two or three alive at once) and time O(n_items^3), or
+            O(n_users^3) plus O(interactions x n_items) when users are fewer
+            (``ease_weights``).
     """
 
     l2: float = Field(500.0, gt=0)
