@@ -122,6 +122,9 @@ def run_product(store: RunStore, settings: Settings, config: TrainingConfig,
         _, emb = pipeline.embed_items(store, settings, settings.encoder)
     fused = config.fused_sources
     baselines = [name for name in config.sources if name in BASELINES]
+    with timed(timings, "tune_sources"):
+        params = pipeline.tune_sources(store, config.sources, options,
+                                       trials=args.source_trials, k=10)
     tuned: list[TuningResult] = []
 
     def fuse() -> None:  # beside the refit, as the flow does
@@ -139,10 +142,6 @@ def run_product(store: RunStore, settings: Settings, config: TrainingConfig,
         return train_side_by_side(train, names, parts, settings.train_workers, beside)
 
     with workers.pool(settings.train_workers):
-        with timed(timings, "tune_sources"):  # the searches side by side, as the flow does
-            params = pipeline.tune_sources(store, config.sources, options,
-                                           trials=args.source_trials, k=10,
-                                           lanes=settings.train_workers)
         with timed(timings, "fit (wall)"):
             carve_paths = train_all(fused, [fit for fit, _ in store.carves()[:config.carves]])
         with timed(timings, "train (wall)"):  # warm-started from the first carve's fit

@@ -83,6 +83,9 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
     config = size_guard(run, config)
     fused = config.fused_sources
     baselines = [name for name in config.sources if name in BASELINES]
+    with _timed(timings, "tune_sources"):
+        config = config.model_copy(update={"sources": tune_sources(
+            run, config.sources, config.source_trials, config.seed, config.k)})
 
     def train_all(names: list[str], parts: list[Part], beside: Callable[[], None] | None = None
                   ) -> list[dict[str, str]]:
@@ -109,11 +112,8 @@ def train_flow(data: str = "synthetic", protocol: str = "stratified", k: int | l
 
         return train_side_by_side(train, names, parts, settings.train_workers, beside)
 
-    # one pool for the tuning and training stages: each worker imports torch and the sources once
+    # one pool for the three training stages: each worker imports torch and the sources once
     with workers.pool(settings.train_workers) if settings.train_workers > 1 else nullcontext():
-        with _timed(timings, "tune_sources"):
-            config = config.model_copy(update={"sources": tune_sources(
-                run, config.sources, config.source_trials, config.seed, config.k)})
         fits = [fit for fit, _ in RunStore(run).carves()[:config.carves]]
         with _timed(timings, "train_carves"):
             carve_sources = train_all(fused, fits)

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from recsys_core import workers
 from recsys_core.cf.implicit_models import ALS
 from recsys_core.config import Settings
 from recsys_core.data.interactions import InteractionData
@@ -45,13 +44,7 @@ from recsys_core.fusion.weighted import FusionConfig, WeightedFusion
 from recsys_core.model.hybrid import HybridRecommender
 from recsys_core.runstore import Part, RunStore
 from recsys_core.scoring import Scorer, ScorerConfig, TrainOptions
-from recsys_core.training import (
-    BASELINES,
-    CONTENT_SOURCES,
-    SOURCES,
-    TrainingConfig,
-    make_source,
-)
+from recsys_core.training import BASELINES, CONTENT_SOURCES, TrainingConfig, make_source
 from recsys_core.warehouse.features import build_features
 from recsys_core.warehouse.store import Warehouse
 
@@ -243,15 +236,12 @@ def load_carves(store: RunStore, carve_paths: Sequence[Mapping[str, str | Path]]
 
 
 def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],
-                 options: TrainOptions, trials: int, k: int = 10, lanes: int = 1
-                 ) -> dict[str, dict[str, Any]]:
+                 options: TrainOptions, trials: int, k: int = 10) -> dict[str, dict[str, Any]]:
     """Tune each searchable source's key hyperparameters alone on ``fit`` -> ``valid``.
 
     Sources without a search space (``recsys_core.fusion.search.SPACES``) keep their params.
     With ``trials`` 0 nothing is searched, nor when no validation item has a ``fit``
     interaction (``cold_items``): collaborative sources score 0 there whatever their params.
-    The searches are independent: ``lanes`` of them run side by side, each in a worker of
-    the open ``workers.pool`` (in this process when none is open).
 
     Args:
         store: the run.
@@ -259,33 +249,20 @@ def tune_sources(store: RunStore, sources: Mapping[str, Mapping[str, Any]],
         options: seed and device.
         trials: fits per searchable source (the given params are the first).
         k: cut-off of the tuned metric.
-        lanes: searches at a time.
     """
     out = {name: dict(params) for name, params in sources.items()}
-    rank = {name: position for position, name in enumerate(SOURCES)}  # cheap to costly
-    names = sorted((name for name in sources if name in SPACES), key=lambda n: -rank[n])
+    names = [name for name in sources if name in SPACES]
     if trials < 1 or not names:
         return out
     fit, valid = store.data("fit"), store.data("valid")
     if valid.matrix[:, fit.matrix.getnnz(axis=0) > 0].nnz == 0:
         log.info("no validation item is warm in the fit part: source params kept")
         return out
-
-    def search(name: str) -> None:
-        out[name] = workers.call(tune_one_source, name, out[name], fit, valid, options, trials,
-                                 k)
-
-    workers.side_by_side([functools.partial(search, name) for name in names], lanes)
+    for name in names:
+        result = tune_source(functools.partial(make_source, name), name, sources[name], fit,
+                             valid, options, trials, k)
+        out[name] = result.params
     return out
-
-
-def tune_one_source(name: str, params: dict[str, Any], fit: InteractionData,
-                    valid: InteractionData, options: TrainOptions, trials: int, k: int
-                    ) -> dict[str, Any]:
-    """One source's search for ``tune_sources``; its best params (``workers.call`` runs it)."""
-    return tune_source(functools.partial(make_source, name), name, params, fit, valid, options,
-                       trials, k).params
-
 
 @dataclass(frozen=True)
 class FinalModel:

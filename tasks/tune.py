@@ -18,14 +18,9 @@ from tasks.common import CACHED
 @task(cache_policy=CACHED)
 def tune_sources(run: str, sources: dict[str, dict[str, Any]], trials: int, seed: int, k: int
                  ) -> dict[str, dict[str, Any]]:
-    """Tune key source hyperparameters on fit -> valid; returns every source's params.
-
-    The searches run side by side in the open worker pool (``pipeline.tune_sources``).
-    """
-    settings = get_settings()
-    options = TrainOptions(seed=seed, device=resolve_device(settings.device).type)
-    tuned = pipeline.tune_sources(RunStore(run), sources, options, trials, k,
-                                  lanes=settings.train_workers)
+    """Tune key source hyperparameters on fit -> valid; returns every source's params."""
+    options = TrainOptions(seed=seed, device=resolve_device(get_settings().device).type)
+    tuned = pipeline.tune_sources(RunStore(run), sources, options, trials, k)
     get_run_logger().info("tuned source params (%d trials each): %s", trials,
                           {n: p for n, p in tuned.items() if p != sources[n]})
     return tuned

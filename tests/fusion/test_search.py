@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from data_checks.runner import validate_dataset
-from recsys_core import pipeline, workers
+from recsys_core import pipeline
 from recsys_core.data import schema as S
 from recsys_core.data.synthetic import SyntheticConfig, generate
 from recsys_core.evaluation.evaluator import evaluate
@@ -95,14 +95,6 @@ def test_same_seed_same_metrics(store) -> None:
     first = metrics(7)
     assert metrics(7) == first
     assert metrics(8)["als"] != first["als"]
-
-
-def test_searches_side_by_side_in_workers_equal_searches_here(store) -> None:
-    options = TrainOptions(seed=3)
-    here = pipeline.tune_sources(store, SOURCES, options, trials=3, k=5)
-    with workers.pool(2):
-        assert pipeline.tune_sources(store, SOURCES, options, trials=3, k=5, lanes=2) == here
-    assert any(here[n] != SOURCES[n] for n in SOURCES)  # something was searched and moved
 
 
 def test_cold_item_validation_searches_nothing(store, tmp_path, monkeypatch) -> None:
