@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, {platform.processor()}; "
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores; "
           f"one BLAS thread; {args.protocol} training part, seed {args.seed}; median of "
           f"{args.repeats}\n\n| dataset | users | items | interactions | l2 | items form s | "
           "users form s | items/users | max abs diff | auto |\n|---|---:|---:|---:|---:|---:|"
