@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.quality import DATA  # noqa: E402
 from bench.timing import medians  # noqa: E402
 from recsys_core import pipeline  # noqa: E402
-from recsys_core.cf.ease import ease_weights  # noqa: E402
+from recsys_core.cf.ease import auto_form, ease_weights  # noqa: E402
 from recsys_core.cf.warm import warm_items  # noqa: E402
 from recsys_core.config import Settings  # noqa: E402
 from recsys_core.data.loaders import read_dataset  # noqa: E402
@@ -62,7 +62,7 @@ def main() -> None:
         for dataset in args.datasets.split(","):
             matrix = training_matrix(dataset, args.protocol, args.seed, Path(home))
             n_users, n_items = matrix.shape
-            auto = "users" if 2 * n_users <= n_items else "items"
+            auto = auto_form(n_users, n_items)
             for l2 in (float(v) for v in args.l2.split(",")):
                 diff = np.abs(ease_weights(matrix, l2, "items")
                               - ease_weights(matrix, l2, "users")).max()

@@ -66,11 +66,11 @@ def ease_weights(matrix: sp.csr_matrix, l2: float,
         form: two exact ways to the same weights. ``items``: invert the items x items
             ``X^T X + l2 I``; ``users``: invert the users x users ``X X^T + l2 I``
             (``_dual_weights``), far cheaper when users are few (``bench/ease.py``);
-            ``auto``: ``users`` when there are at most half as many users as items (about
-            where the two cost the same).
+            ``auto``: ``auto_form``'s choice.
     """
-    n_users, n_items = matrix.shape
-    if form == "users" or (form == "auto" and 2 * n_users <= n_items):
+    if form == "auto":
+        form = auto_form(*matrix.shape)
+    if form == "users":
         return _dual_weights(sp.csr_matrix(matrix, dtype=np.float32), l2)
     weights = gram(matrix)
     weights[np.diag_indices_from(weights)] += l2
@@ -80,6 +80,15 @@ def ease_weights(matrix: sp.csr_matrix, l2: float,
     inverse[np.diag_indices_from(inverse)] = 0.0
     inverse /= -diagonal
     return np.ascontiguousarray(inverse)
+
+
+def auto_form(n_users: int, n_items: int) -> Literal["items", "users"]:
+    """``ease_weights``'s default form for ``n_users`` x ``n_items``.
+
+    ``users`` when there are at most half as many users as items (about where the two cost
+    the same), else ``items``.
+    """
+    return "users" if 2 * n_users <= n_items else "items"
 
 
 def _dual_weights(matrix: sp.csr_matrix, l2: float) -> np.ndarray:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recsys_core.cf.ease import EASE, EASEConfig, ease_weights
+from recsys_core.cf.ease import EASE, EASEConfig, auto_form, ease_weights
 from recsys_core.data.interactions import InteractionData
 from recsys_core.data.vocab import Vocabulary
 from recsys_core.scoring import Scorer
@@ -38,6 +38,7 @@ def test_both_forms_match_a_float64_inverse(n_users: int, n_items: int) -> None:
     expected = -p / np.diag(p)
     np.fill_diagonal(expected, 0.0)
     matrix = sp.csr_matrix(dense.astype(np.float32))
+    assert auto_form(n_users, n_items) == ("users" if n_users < n_items else "items")
     for form in ("auto", "items", "users"):
         np.testing.assert_allclose(ease_weights(matrix, 3.0, form),
                                    expected, atol=1e-4, err_msg=form)  # float32 arithmetic
