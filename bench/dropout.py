@@ -71,13 +71,13 @@ def main() -> None:
     for shape in ((128, 50, 256), (128, 50, 64)):
         x = torch.randn(*shape, requires_grad=True)
         cells = warm_medians({"torch": dropout_step(nn.Dropout(0.2), x),
-                         "ours": dropout_step(Dropout(0.2), x)}, args.repeats)
+                              "ours": dropout_step(Dropout(0.2), x)}, args.repeats)
         print(f"| dropout 0.2, forward + backward, {shape} | {cells['torch'] * 1e3:.2f} | "
               f"{cells['ours'] * 1e3:.2f} | {cells['ours'] / cells['torch']:.2f} |", flush=True)
     window = torch.randint(0, 7_900, (128, 51), generator=torch.Generator().manual_seed(1))
     trainers = {"torch": trainer(True), "ours": trainer(False)}
     cells = warm_medians({name: (lambda t=t: t._step(window)) for name, t in trainers.items()},
-                    args.repeats)
+                         args.repeats)
     print(f"| user-encoder training step (128 windows of 50, 7,900 warm items) | "
           f"{cells['torch'] * 1e3:.1f} | {cells['ours'] * 1e3:.1f} | "
           f"{cells['ours'] / cells['torch']:.2f} |")

@@ -81,9 +81,8 @@ def budget_row(n: int, budgets: list[int | None], args: argparse.Namespace, gen:
                           matmul_dtype=torch.bfloat16).backward()
 
     step(budgets[0])  # warm-up (first-touch)
-    cells = medians({i: functools.partial(step, budget) for i, budget in enumerate(budgets)},
-                    args.repeats)
-    return [cells[i] for i in range(len(budgets))]
+    return list(medians({i: functools.partial(step, budget) for i, budget in enumerate(budgets)},
+                        args.repeats).values())
 
 
 def row(n: int, args: argparse.Namespace, gen: torch.Generator
