@@ -354,7 +354,7 @@ def encode(net: SequenceNet, items: torch.Tensor, sequences: list[np.ndarray], m
         rows = owner[start:start + batch]
         if recency == 0:
             last = torch.from_numpy(lengths).to(items.device) - 1
-            out[rows] = states[torch.arange(len(part), device=items.device), last]
+            out[rows] = states[torch.arange(len(part), device=items.device), last].to(out.dtype)
         else:  # weighted sums per owner (padding weighs 0); divided by the totals below
             step = np.zeros((len(part), longest), dtype=np.float32)
             for row, i in enumerate(order[start:start + batch]):

@@ -78,6 +78,21 @@ def test_ranks_the_planted_next_item_first(precision: str) -> None:
     assert (ranks == 0).mean() > 0.9
 
 
+@pytest.mark.parametrize("recency", [0.0, 4.0])
+def test_encode_under_bfloat16_autocast_writes_float32_with_even_heads(recency: float) -> None:
+    """With an even number of heads, an eval-mode TransformerEncoderLayer takes torch's fused
+    path, which returns bfloat16 under CPU autocast (the holdout check's setting)."""
+    net = SequenceNet(10, 8, SMALL.model_copy(update={"heads": 2})).eval()
+    items = torch.randn(10, SMALL.dim)
+    sequences = [np.array([1, 2, 3]), np.array([4]), np.array([], dtype=np.int64)]
+    with torch.no_grad():
+        exact = encode(net, items, sequences, SMALL.max_len, recency)
+        with torch.autocast("cpu", torch.bfloat16):
+            mixed = encode(net, items, sequences, SMALL.max_len, recency)
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, atol=0.1, rtol=0.05)
+
+
 @pytest.mark.parametrize(("setting", "native", "bfloat16"), [
     ("auto", True, True), ("auto", False, False), ("float32", True, False),
     ("bfloat16", False, True)])
