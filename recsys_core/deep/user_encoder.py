@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 from torch import nn
 
 from recsys_core.cf.warm import warm_items
@@ -129,6 +129,13 @@ class UserEncoderConfig(RefitConfig):
     eval_k: int = Field(10, gt=0)
     max_windows: int = Field(20_000, gt=0)
     precision: Precision = "auto"
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> UserEncoderConfig:
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be a multiple of heads ({self.heads}): "
+                             "each head attends over dim / heads of the item vector")
+        return self
 
 
 class SequenceNet(nn.Module):

@@ -78,6 +78,12 @@ def test_ranks_the_planted_next_item_first(precision: str) -> None:
     assert (ranks == 0).mean() > 0.9
 
 
+def test_config_refuses_heads_that_do_not_divide_the_width() -> None:
+    with pytest.raises(ValueError, match=r"dim \(64\) must be a multiple of heads \(3\)"):
+        UserEncoderConfig(dim=64, heads=3)
+    assert UserEncoderConfig(dim=64, heads=4).heads == 4
+
+
 @pytest.mark.parametrize("recency", [0.0, 4.0])
 def test_encode_under_bfloat16_autocast_writes_float32_with_even_heads(recency: float) -> None:
     """With an even number of heads, an eval-mode TransformerEncoderLayer takes torch's fused
