@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from recsys_core import workers
 from recsys_core.cf.ease import EASE
@@ -82,6 +82,14 @@ class TrainingConfig(BaseModel):
         unknown = sorted(set(value) - set(SOURCES))
         if unknown:
             raise ValueError(f"unknown sources {unknown}; expected some of {sorted(SOURCES)}")
+        for name, params in value.items():  # refused now, not when the source is trained
+            try:
+                SOURCES[name].config_class().model_validate(params)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                field = ".".join(str(part) for part in (name, *error["loc"]))
+                raise ValueError(f"{field}: {error['msg'].removeprefix('Value error, ')}"
+                                 ) from None
         return value
 
     @property

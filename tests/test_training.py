@@ -41,6 +41,10 @@ def test_training_config_round_trips_and_rejects_unknown_names() -> None:
         TrainingConfig(protocol="random")
     with pytest.raises(ValidationError, match="unknown sources"):
         TrainingConfig(sources={"magic": {}})
+    with pytest.raises(ValidationError, match=r"user_encoder: dim \(64\) must be a multiple"):
+        TrainingConfig(sources={"user_encoder": {"heads": 3}})
+    with pytest.raises(ValidationError, match="als.factors: Input should be greater than 0"):
+        TrainingConfig(sources={"als": {"factors": 0}})
 
 
 def test_training_chains_order_each_source_after_its_base_and_costly_runs_first() -> None:
