@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
@@ -155,3 +155,14 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Read settings from the environment now (not cached: tests change the environment)."""
     return Settings()
+
+
+def first_error(exc: ValidationError) -> tuple[str, str]:
+    """A validation error's first error as (dotted field path, reason), for one-line messages.
+
+    Args:
+        exc: a pydantic validation error.
+    """
+    error = exc.errors()[0]
+    return (".".join(str(part) for part in error["loc"]),
+            error["msg"].removeprefix("Value error, "))

@@ -12,6 +12,7 @@ from recsys_core import workers
 from recsys_core.cf.ease import EASE
 from recsys_core.cf.implicit_models import ALS, BPR, ItemKNN, ItemKNNBM25
 from recsys_core.cf.popular import MostPop
+from recsys_core.config import first_error
 from recsys_core.deep.graph import LMGraph
 from recsys_core.deep.projector import ContentProjector
 from recsys_core.deep.text_similarity import TextSimilarity
@@ -86,9 +87,8 @@ class TrainingConfig(BaseModel):
             try:
                 SOURCES[name].config_class().model_validate(params)
             except ValidationError as exc:
-                error = exc.errors()[0]
-                field = ".".join(str(part) for part in (name, *error["loc"]))
-                raise ValueError(f"{field}: {error['msg'].removeprefix('Value error, ')}"
+                field, reason = first_error(exc)
+                raise ValueError(f"{name}.{field}: {reason}" if field else f"{name}: {reason}"
                                  ) from None
         return value
 

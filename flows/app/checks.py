@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from recsys_core.config import first_error
+
 
 class BadInput(ValueError):
     """An input the command cannot run with; the message is one line."""
@@ -128,9 +130,7 @@ def one_line(exc: BaseException) -> str:
         exc: any exception.
     """
     if isinstance(exc, ValidationError):
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"])
-        reason = error["msg"].removeprefix("Value error, ")
+        field, reason = first_error(exc)
         return f"--{field}: {reason}" if field else reason
     text = " ".join(str(exc).split())
     if text and isinstance(exc, ValueError | LookupError | OSError):
