@@ -51,8 +51,8 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
         chosen = best.indices[:, :width].numpy()
         scores = best.values.numpy()
         kth = scores[:, width - 1]
-        _break_ties_low(values, chosen, np.flatnonzero((kth == scores[:, width])
-                                                       & np.isfinite(kth)))
+        tied = np.flatnonzero((kth == scores[:, width]) & np.isfinite(kth))
+        _break_ties_low(values, chosen, tied, kth[tied])
     else:
         chosen = np.broadcast_to(np.arange(n_items), (n_rows, n_items))
     chosen_scores = np.take_along_axis(values, chosen, axis=1)
@@ -63,11 +63,11 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _break_ties_low(values: np.ndarray, chosen: np.ndarray, rows: np.ndarray) -> None:
-    """Where ties straddle the K-th place (``rows``), keep the lowest-index tied items."""
+def _break_ties_low(values: np.ndarray, chosen: np.ndarray, rows: np.ndarray,
+                    kth: np.ndarray) -> None:
+    """In ``rows``, ties at the K-th place (score ``kth``): keep the lowest-index tied items."""
     width = chosen.shape[1]
-    for r in rows:
-        kth = values[r, chosen[r]].min()
-        above = np.flatnonzero(values[r] > kth)
-        tied = np.flatnonzero(values[r] == kth)[: width - above.size]
+    for r, score in zip(rows, kth, strict=True):
+        above = np.flatnonzero(values[r] > score)
+        tied = np.flatnonzero(values[r] == score)[: width - above.size]
         chosen[r] = np.concatenate([above, tied])
